@@ -1,0 +1,5 @@
+"""``python -m logforensics``."""
+
+from logforensics.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""The common event schema: one row per meaningful log event, whatever the log format.
+
+Every reader returns a frame with exactly these columns, in this order (see README "Event schema").
+The schema is declared once here; readers build their frames and call :func:`conform`.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+#: Column name -> (Polars type, one-line meaning). The README's schema table is generated from this.
+EVENT_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
+    "ts": (UTC_DATETIME, "when the event happened, converted to UTC (microseconds)"),
+    "source": (pl.String(), "the input path as given; archive members as `archive!member`"),
+    "line": (pl.Int64(), "1-based physical line in the (decompressed) file"),
+    "format": (pl.String(), "log format name, e.g. `ims55-protocol`, `ims55-tracking`"),
+    "server": (pl.String(), "the mail server that wrote the log (from the site profile or the path)"),
+    "session": (pl.String(), "SMTP session key, unique within a run (`source#Lstart-line`); null for "
+                             "formats without sessions"),
+    "message": (pl.String(), "queue id or tracking message id"),
+    "direction": (pl.String(), "`in` when the server received this mail/session, `out` when it sent it"),
+    "event": (pl.String(), "normalised event: connect, helo, auth, mail, rcpt, data, rset, quit, "
+                           "starttls, command, reply, note, tracking"),
+    "verb": (pl.String(), "SMTP verb upper-cased as sent (`RCPT`), or the tracking event's short name"),
+    "reply": (pl.Int64(), "SMTP reply code: on a command row the code of its paired reply, "
+                          "on a reply row its own code"),
+    "reply_text": (pl.String(), "on a command row, the text of its paired reply"),
+    "reply_line": (pl.Int64(), "on a command row, the line of its paired reply"),
+    "event_id": (pl.Int64(), "the format's own event number (tracking 1011, ...)"),
+    "client_host": (pl.String(), "the connecting client's host name as logged"),
+    "client_ip": (pl.String(), "the connecting client's IP address, when logged"),
+    "helo": (pl.String(), "the HELO/EHLO name the client gave in this session"),
+    "relay_host": (pl.String(), "the next hop / peer of an outbound transfer (smart host, partner)"),
+    "sender": (pl.String(), "envelope sender, without angle brackets"),
+    "recipient": (pl.String(), "envelope recipient exactly as logged, without the angle brackets"),
+    "auth_user": (pl.String(), "authenticated user name, when logged"),
+    "status": (pl.String(), "delivery status or report status (`sent`, `0`, ...)"),
+    "size": (pl.Int64(), "message size in bytes, when logged"),
+    "text": (pl.String(), "the event's payload as logged (command line, reply text, description)"),
+    "raw_line": (pl.Int64(), "line of the `IO: |` raw-packet twin this event was de-duplicated from"),
+    "record_line": (pl.Int64(), "first line of the multi-line record this row belongs to (tracking)"),
+}
+
+EVENT_SCHEMA: dict[str, pl.DataType] = {name: dtype for name, (dtype, _) in EVENT_COLUMNS.items()}
+
+
+def empty_events() -> pl.DataFrame:
+    """An empty frame with the event schema."""
+    return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add missing columns as nulls, cast to the schema types, and order the columns."""
+    exprs = []
+    for name, dtype in EVENT_SCHEMA.items():
+        if name in frame.columns:
+            exprs.append(pl.col(name).cast(dtype))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(exprs)
+
+
+def schema_markdown() -> str:
+    """The schema as a Markdown table (kept in the README; a test checks they agree)."""
+    rows = ["| column | type | meaning |", "|---|---|---|"]
+    for name, (dtype, meaning) in EVENT_COLUMNS.items():
+        rows.append(f"| `{name}` | {dtype} | {meaning} |")
+    return "\n".join(rows)

@@ -1,0 +1,205 @@
+"""The site profile: what the analyst knows (or the tool inferred) about the mail server.
+
+A profile is a TOML file passed with ``--site FILE``::
+
+    name = "EXCH01 at Example Corp"
+    timezone = "America/Chicago"          # IANA name; protocol logs are in server local time
+    local_domains = ["example.com"]       # mail for these (and their subdomains) is local
+    server_names = ["exch01.example.com"] # the server's own host names
+    server_ips = ["192.0.2.25"]           # the server's own addresses (IP literals resolve to it)
+    trusted_networks = ["192.0.2.0/24"]   # clients allowed to relay without authentication
+    relay_policy = "authenticated-only"   # see RELAY_POLICIES
+    forward_all_to = "smarthost.isp.net"  # "Forward all messages to host" (smart host), if set
+    reroute_inbound = true                # "Reroute incoming SMTP mail" on the Routing tab
+    ims_date_order = "MDY"                # IMS protocol-log date order (US locale by default)
+
+Every key is optional. Unknown keys are errors (they are usually typos), and every error names its key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from logforensics.errors import SiteProfileError
+
+RELAY_POLICIES: dict[str, str] = {
+    "authenticated-only": "only clients that successfully authenticate may relay "
+                          "(IMS: 'Hosts and clients that successfully authenticate')",
+    "ip-allowlist": "only clients in trusted_networks may relay",
+    "authenticated-or-ip-allowlist": "authenticated clients and clients in trusted_networks may relay",
+    "open": "no routing restriction is set: anyone may relay (IMS with no box ticked, Q260562)",
+    "unknown": "the relay policy is not known",
+}
+
+DATE_ORDERS = ("MDY", "DMY")
+
+
+@dataclass(frozen=True)
+class Locality:
+    """What counts as "this site" when resolving an address.
+
+    A domain is local when it equals a local domain or is a subdomain of one, or when it is one of the
+    server's own names, or an IP literal (``[192.0.2.1]`` or bare) of one of the server's addresses.
+    """
+
+    local_domains: tuple[str, ...] = ()
+    server_names: tuple[str, ...] = ()
+    server_ips: tuple[str, ...] = ()
+
+    def is_local_domain(self, domain: str | None) -> bool:
+        """True when mail for ``domain`` stays on this site."""
+        if not domain:
+            return False
+        d = domain.strip().strip(".").lower()
+        if d.startswith("[") and d.endswith("]"):
+            literal = d[1:-1]
+            if literal.startswith("ipv6:"):
+                literal = literal[5:]
+            return self.is_server_ip(literal)
+        if self.is_server_ip(d):
+            return True
+        if d in self.server_names or d == "localhost":
+            return True
+        return any(d == ld or d.endswith("." + ld) for ld in self.local_domains)
+
+    def is_server_ip(self, text: str) -> bool:
+        """True when ``text`` is one of the server's own IP addresses (or loopback)."""
+        try:
+            ip = ipaddress.ip_address(text.strip())
+        except ValueError:
+            return False
+        if ip.is_loopback:
+            return True
+        return any(ip == ipaddress.ip_address(s) for s in self.server_ips)
+
+
+@dataclass(frozen=True)
+class SiteProfile:
+    """The effective site configuration. ``inferred`` maps a key to how its value was inferred."""
+
+    name: str = ""
+    timezone: str | None = None
+    local_domains: tuple[str, ...] = ()
+    server_names: tuple[str, ...] = ()
+    server_ips: tuple[str, ...] = ()
+    trusted_networks: tuple[str, ...] = ()
+    relay_policy: str = "unknown"
+    forward_all_to: str | None = None
+    reroute_inbound: bool | None = None
+    ims_date_order: str = "MDY"
+    source: str | None = None
+    inferred: dict[str, str] = field(default_factory=dict)
+
+    def locality(self) -> Locality:
+        return Locality(self.local_domains, self.server_names, self.server_ips)
+
+    def zone(self) -> str:
+        """The IANA zone to read local timestamps in (UTC when unknown)."""
+        return self.timezone or "UTC"
+
+    def is_trusted_ip(self, ip: str | None) -> bool:
+        """True when ``ip`` lies in one of ``trusted_networks``."""
+        if not ip:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in ipaddress.ip_network(n, strict=False) for n in self.trusted_networks)
+
+    def with_inferred(self, key: str, value: Any, reason: str) -> SiteProfile:
+        """A copy with ``key`` set to ``value`` and marked as inferred (with the reason)."""
+        return replace(self, **{key: value}, inferred={**self.inferred, key: reason})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective profile as plain data; ``inferred`` says which keys were not given."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+_LIST_KEYS = ("local_domains", "server_names", "server_ips", "trusted_networks")
+_KNOWN_KEYS = {f.name for f in fields(SiteProfile)} - {"source", "inferred"}
+
+
+def load_site_profile(path: str | Path) -> SiteProfile:
+    """Read and validate a TOML site profile.
+
+    Raises:
+        SiteProfileError: the file is missing or malformed, or a key has a bad value (the key is named).
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise SiteProfileError(f"cannot read site profile: {exc.strerror or exc}", path=str(p)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SiteProfileError("site profile is not UTF-8 text", path=str(p)) from None
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise SiteProfileError(f"not valid TOML: {exc}", path=str(p), line=line) from None
+    return site_profile_from_dict(data, source=str(p))
+
+
+def site_profile_from_dict(data: dict[str, Any], *, source: str | None = None) -> SiteProfile:
+    """Validate a mapping (parsed TOML) into a :class:`SiteProfile`."""
+
+    def fail(key: str, msg: str) -> SiteProfileError:
+        return SiteProfileError(msg, path=source, key=key)
+
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (known keys: {', '.join(sorted(_KNOWN_KEYS))})")
+    values: dict[str, Any] = {"source": source}
+    for key in _LIST_KEYS:
+        if key not in data:
+            continue
+        items = data[key]
+        if isinstance(items, str):
+            items = [items]
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise fail(key, "must be a list of strings")
+        cleaned = tuple(dict.fromkeys(i.strip().strip(".").lower() for i in items if i.strip()))
+        for item in cleaned:
+            try:
+                if key == "server_ips":
+                    ipaddress.ip_address(item)
+                elif key == "trusted_networks":
+                    ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                kind = "an IP address" if key == "server_ips" else "a network such as 192.0.2.0/24"
+                raise fail(key, f"{item!r} is not {kind}") from None
+        values[key] = cleaned
+    for key in ("name", "timezone", "forward_all_to", "relay_policy", "ims_date_order"):
+        if key in data:
+            if not isinstance(data[key], str):
+                raise fail(key, "must be a string")
+            values[key] = data[key].strip()
+    if "timezone" in values:
+        try:
+            zoneinfo.ZoneInfo(values["timezone"])
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise fail("timezone", f"{values['timezone']!r} is not an IANA time zone "
+                                   "such as 'America/Chicago' or 'UTC'") from None
+    if "relay_policy" in values and values["relay_policy"] not in RELAY_POLICIES:
+        raise fail("relay_policy", f"{values['relay_policy']!r} is not one of {', '.join(RELAY_POLICIES)}")
+    if "ims_date_order" in values:
+        values["ims_date_order"] = values["ims_date_order"].upper()
+        if values["ims_date_order"] not in DATE_ORDERS:
+            raise fail("ims_date_order", f"must be one of {', '.join(DATE_ORDERS)}")
+    if "forward_all_to" in values:
+        values["forward_all_to"] = values["forward_all_to"].lower() or None
+    if "reroute_inbound" in data:
+        if not isinstance(data["reroute_inbound"], bool):
+            raise fail("reroute_inbound", "must be true or false")
+        values["reroute_inbound"] = data["reroute_inbound"]
+    return SiteProfile(**values)
