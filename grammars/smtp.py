@@ -6,8 +6,6 @@ References:
 
 from __future__ import annotations
 
-import pyparsing as pp
-
 from grammars.common import regex_leaf
 
 #: A reply: three digits, then ``-`` (continued) or a space or nothing, then text.

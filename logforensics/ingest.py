@@ -54,6 +54,8 @@ class IngestResult:
 
 def split_lines(text: str) -> pl.Series:
     """Physical lines (LF or CRLF), in order; a final line without a newline is kept."""
+    if not text:
+        return pl.Series("raw", [], dtype=pl.String)
     series = pl.Series("raw", [text]).str.split("\n").explode()
     if text.endswith("\n"):
         series = series.head(series.len() - 1)
@@ -62,7 +64,7 @@ def split_lines(text: str) -> pl.Series:
 
 def server_from_path(path: str) -> str | None:
     """The server folder above an Exchange tree (``EXCH01/Exchsrvr/Imcdata/Log/L0000000.LOG``)."""
-    parts = PurePath(path.split("!", 1)[0]).parts
+    parts = PurePath(path.replace("!", "/")).parts
     for i, part in enumerate(parts):
         if part.lower() in _EXCHANGE_DIRS:
             j = i - 1

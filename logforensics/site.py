@@ -19,6 +19,7 @@ Every key is optional. Unknown keys are errors (they are usually typos), and eve
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field, fields, replace
@@ -145,7 +146,8 @@ def load_site_profile(path: str | Path) -> SiteProfile:
     except UnicodeDecodeError:
         raise SiteProfileError("site profile is not UTF-8 text", path=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        found = re.search(r"at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else raw.count(b"\n") + 1
         raise SiteProfileError(f"not valid TOML: {exc}", path=str(p), line=line) from None
     return site_profile_from_dict(data, source=str(p))
 

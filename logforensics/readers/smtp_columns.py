@@ -56,7 +56,8 @@ def envelope_columns(df: pl.DataFrame, *, payload_col: str, session_col: str = "
     HELO/EHLO name) from MAIL/RCPT/HELO commands. Paths keep their quoting, without ``< >``."""
     env = pl.col(payload_col).str.extract_groups(anchored(smtp_grammar.ENVELOPE))
     df = df.with_columns(env.alias("env")).unnest("env")
-    path = pl.coalesce(pl.col("path"), pl.col("bare_path"))
+    # A bare path keeps no stray brackets (a line cut off inside ``<...`` leaves one).
+    path = pl.coalesce(pl.col("path"), pl.col("bare_path").str.strip_prefix("<").str.strip_suffix(">"))
     event = pl.col("smtp_event")
     helo_arg = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+([^ \t]+)", 1)
     sender_mark = (

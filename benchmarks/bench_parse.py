@@ -1,0 +1,52 @@
+"""Time ``logforensics parse`` on a generated IMS protocol log, next to ``grep -c RCPT``.
+
+Run on demand: ``.venv/bin/python benchmarks/bench_parse.py --mb 100``. Prints MB/s, lines/s and
+peak RSS of the parse, and the time ratio against grep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_ims import generate  # noqa: E402
+
+
+def timed(cmd: list[str]) -> tuple[float, str, int]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, proc.stdout + proc.stderr, max(peak, before)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--mb", type=float, default=100)
+    ap.add_argument("--data", type=Path, default=Path(__file__).parent / "data")
+    args = ap.parse_args()
+    args.data.mkdir(exist_ok=True)
+    log = args.data / f"L{int(args.mb):07d}.LOG"
+    if not log.exists():
+        generate(log, args.mb)
+    size = log.stat().st_size
+    lines = sum(1 for _ in open(log, "rb"))
+    grep_s, grep_out, _ = timed(["grep", "-c", "RCPT", str(log)])
+    out = args.data / "events.parquet"
+    parse_s, parse_out, rss = timed([sys.executable, "-m", "logforensics", "parse", str(log),
+                                     "--output", str(out)])
+    print(f"file: {log} ({size / 1e6:.1f} MB, {lines:,} lines; grep counts {grep_out.strip()} RCPT lines)")
+    print(f"grep -c RCPT : {grep_s:7.2f} s  {size / 1e6 / grep_s:8.1f} MB/s")
+    print(f"parse        : {parse_s:7.2f} s  {size / 1e6 / parse_s:8.1f} MB/s  {lines / parse_s:,.0f} lines/s  "
+          f"peak RSS {rss / 1024:.0f} MB")
+    print(f"ratio parse/grep: {parse_s / grep_s:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""Classify recipient (and sender) addresses by relay form, and resolve where the mail would really go.
+
+Every distinct address is parsed once (by ``grammars.address``, or by a strict plain-address regex that
+gives exactly the same split), then resolved the way Postfix's ``trivial-rewrite`` does it
+(``resolve.c``: strip the local domain, then ``%`` and ``!`` routing, and retry until stable), extended
+with what Exchange 5.5's IMS did with IMCEA addresses:
+
+1. Remove a source route ``@a,@b:`` (Sendmail, Postfix and Exchange IMC prune it) and dequote the local
+   part (Postfix ``resolve_dequoted_address = yes``: routing characters inside quotes count).
+2. Loop: strip a trailing ``@``; if the rightmost ``@domain`` is not local, stop: that is the
+   destination. Otherwise strip it, then
+
+   * a KB Q264330 local part ``IMCEA <address>`` becomes ``<address>``;
+   * an IMCEA encapsulated local part is decoded ([MS-OXCMAIL] de-encapsulates only at a local domain);
+     an ``SMTP`` one becomes the decoded address (MS99-027), any other type (``EX``, ``X400``,
+     ``FAX``, ``MS``, ...) is a local mailbox and resolution stops;
+   * if ``@`` is left, retry; else ``site!user`` becomes ``user@site`` at the *first* ``!``
+     (Postfix ``swap_bangpath``, so ``a!b!user`` becomes ``b!user@a``); else the *rightmost* ``%``
+     becomes ``@`` (percent hack); else stop: the address is local (or unqualified, which an MTA
+     qualifies with its own domain).
+
+The form names the most specific trick the address uses. When several combine, the first of
+:data:`FORM_PRECEDENCE` wins and the explanation names the others: the IMCEA forms identify a known
+Exchange vulnerability, quoting that hides routing characters is an evasion of simple filters, and the
+remaining tricks are ordered from the most to the least explicit routing syntax.
+
+Special cases: the null path ``<>`` (and empty text, as logs write ``from=<>`` or ``from=``) is form
+``plain`` with no effective recipient and ``external`` False: it is the null sender of bounces, not a
+destination. Text that does not parse, or is longer than ``grammars.address.MAX_PATH_CHARS``, is form
+``unparseable``; the raw text is kept and nothing raises.
+
+References:
+    * Postfix ``src/trivial-rewrite/resolve.c`` and ``rewrite.c``; ``postconf(5)``:
+      ``allow_percent_hack``, ``swap_bangpath``, ``resolve_dequoted_address``.
+    * Sendmail ``cf/README`` (percent hack, ``loose_relay_check``, route-addr pruning).
+    * [MS-OXCMAIL] §2.1.3.1.8; KB Q264330; MS99-027 / KB Q237927; KB Q271575.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import polars as pl
+import pyparsing as pp
+
+from grammars import address as grammar
+from logforensics.site import Locality
+
+#: Relay forms, with a one-sentence meaning each (the README lists them).
+FORMS: dict[str, str] = {
+    "plain": "An ordinary user@domain address (or an unqualified user, or the null path <>); it is "
+             "external when its domain lies outside the site.",
+    "imcea-quoted": "KB Q264330: a quoted local part starting with IMCEA and an unencoded address, which "
+                    "Exchange 5.5 IMS before SP4 could relay despite its routing restrictions.",
+    "imcea-encapsulated": "An IMCEA<type>-<encoded>@domain address; type SMTP at a local domain is the "
+                          "MS99-027 relay, other types (EX, X400, FAX, MS...) are local mailboxes.",
+    "quoted-route": "A quoted local part hiding routing characters (@ % !) that a dequoting MTA acts on, "
+                    "as in \"user@remote\" or \"user@remote\"@local.",
+    "percent-hack": "user%remote@local: the local domain is stripped and the rightmost % becomes @.",
+    "double-at": "user@remote@local: several @, the local domain is stripped and the rest routed "
+                 "(Postfix before 3.5 logged \"user@remote\"@local this way).",
+    "source-route": "An RFC 821 source route @hop1,@hop2:user@domain; modern MTAs prune it to "
+                    "user@domain, old ones followed the first hop.",
+    "bang-path": "A UUCP bang path site!user (also site!user@local), rewritten to user@site.",
+    "ip-literal": "The destination domain is an IP address ([192.0.2.1]); local only when it is the "
+                  "server's own address.",
+    "unparseable": "The text is not an SMTP path this tool can parse; it is kept as it is.",
+}
+
+#: When an address combines tricks, the first form in this order names it.
+FORM_PRECEDENCE: tuple[str, ...] = (
+    "imcea-quoted",
+    "imcea-encapsulated",
+    "quoted-route",
+    "source-route",
+    "double-at",
+    "percent-hack",
+    "bang-path",
+    "ip-literal",
+)
+
+_IMCEA_KINDS = {
+    "SMTP": "SMTP",
+    "EX": "Exchange X.500 DN",
+    "X400": "X.400 O/R",
+    "FAX": "fax",
+    "MS": "MS Mail",
+    "MSA": "MS Mail (AppleTalk)",
+    "CCMAIL": "cc:Mail",
+    "NOTES": "Lotus Notes",
+}
+
+_TRICK_WORDS = {
+    "imcea-quoted": "the KB Q264330 quoted IMCEA form",
+    "imcea-encapsulated": "IMCEA encapsulation",
+    "quoted-route": "routing characters inside quotes",
+    "source-route": "a source route",
+    "double-at": "several @",
+    "percent-hack": "the percent hack",
+    "bang-path": "a bang path",
+    "ip-literal": "an IP-literal domain",
+}
+
+_LEADS = {
+    "imcea-quoted": "KB Q264330 form: quoted IMCEA local part with an unencoded address",
+    "quoted-route": "Quoted local part hiding routing characters",
+    "source-route": "RFC 821 source route",
+    "double-at": "Several @ (user@host@relay)",
+    "percent-hack": "Percent hack",
+    "bang-path": "UUCP bang path",
+    "ip-literal": "IP-literal domain",
+    "plain": "Plain address",
+}
+
+_SCHEMA: dict[str, Any] = {
+    "address": pl.String,
+    "form": pl.String,
+    "effective_recipient": pl.String,
+    "effective_domain": pl.String,
+    "external": pl.Boolean,
+    "imcea_type": pl.String,
+    "imcea_decoded": pl.String,
+    "explanation": pl.String,
+}
+
+# Strict plain address, ASCII only: no quotes, no white space, no % or !, one @, bracket pair or none.
+# Everything it accepts, the grammar accepts with the same split (tests/test_classify.py proves it).
+_FAST_PATH_RE = re.compile(
+    r"(?P<open><?)(?P<local>[A-Za-z0-9#$&'*+/=?^_`{|}~.\-]+)"
+    r"@(?P<domain>[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.?)(?P<close>>?)",
+    re.ASCII,
+)
+_LOCAL_TOKEN_RE = re.compile(r'"(?P<quoted>(?:[^"\\]|\\.)*)"|\\(?P<escaped>.)|(?P<plain>[^"\\]+)', re.S)
+_BACKSLASH_RE = re.compile(r"\\(.)", re.S)
+_IMCEA_QUOTED_RE = re.compile(grammar.IMCEA_QUOTED_PATTERN, re.S)
+_IMCEA_LIKE_RE = re.compile(r"\s*imcea", re.I)
+_NO_QUOTES_NEEDED_RE = re.compile(r'[^\s"(),:;<>@\[\]\\\x00-\x1f\x7f]+')
+_PATH_WHITESPACE = " \t\r\n"
+
+
+@dataclass(frozen=True)
+class AddressClass:
+    """How one address is classified and where the mail would really go.
+
+    Attributes:
+        address: The input, unchanged.
+        form: One of :data:`FORMS`.
+        effective_recipient: The resolved destination address (``user@domain``, or a bare ``user`` when
+            no domain is left); None only for the null path and unparseable text.
+        effective_domain: The lower-cased domain of ``effective_recipient``.
+        external: True when the destination lies outside the site.
+        imcea_type: The IMCEA address type (upper-cased), e.g. ``"SMTP"`` or ``"EX"``.
+        imcea_decoded: The decoded IMCEA address (for KB Q264330: the unencoded inner address).
+        explanation: One plain-English sentence.
+    """
+
+    address: str
+    form: str
+    effective_recipient: str | None
+    effective_domain: str | None
+    external: bool
+    imcea_type: str | None
+    imcea_decoded: str | None
+    explanation: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data; ``effective_recipient`` is None when it is just the address without brackets."""
+        out = asdict(self)
+        if self.effective_recipient == _without_brackets(self.address):
+            out["effective_recipient"] = None
+        return out
+
+
+class _Split(NamedTuple):
+    """A parsed path, reduced to what resolution needs. Both parsing paths produce it."""
+
+    null: bool
+    route: tuple[str, ...] = ()
+    local_part: str = ""
+    domains: tuple[str, ...] = ()
+
+
+_NULL_SPLIT = _Split(null=True)
+
+
+def classify_address(address: str, locality: Locality, *, fast_path: bool = True) -> AddressClass:
+    """Classify one address and resolve its effective destination. Never raises.
+
+    Args:
+        address: The address as the log shows it, with or without angle brackets.
+        locality: What counts as this site.
+        fast_path: Let a strict plain-address regex skip the grammar (same result, faster).
+
+    Returns:
+        The classification.
+    """
+    if not isinstance(address, str):
+        address = "" if address is None else str(address)
+    text = address.strip(_PATH_WHITESPACE)
+    if not text:
+        return AddressClass(address, "plain", None, None, False, None, None,
+                            "Empty text, treated as the null path <>: no recipient (the null sender of "
+                            "bounces and notifications).")
+    if len(text) > grammar.MAX_PATH_CHARS:
+        return _unparseable(address, f"longer than {grammar.MAX_PATH_CHARS} characters, not parsed")
+    split = _split_fast(text) if fast_path else None
+    if split is None:
+        try:
+            split = _split_with_grammar(text)
+        except pp.ParseBaseException as exc:
+            return _unparseable(address, f"not an SMTP path ({exc.msg} at character {exc.loc})")
+    return _resolve(address, split, locality)
+
+
+def classify_addresses(addresses: pl.Series | Iterable[str | None], locality: Locality) -> pl.DataFrame:
+    """Classify each distinct address once.
+
+    Args:
+        addresses: A string Series or any iterable of strings; nulls are skipped.
+        locality: What counts as this site.
+
+    Returns:
+        One row per distinct non-null address, columns ``address, form, effective_recipient,
+        effective_domain, external, imcea_type, imcea_decoded, explanation``; join it back on
+        ``address``.
+    """
+    if isinstance(addresses, pl.Series):
+        values = addresses.cast(pl.String).drop_nulls().unique(maintain_order=True).to_list()
+    else:
+        values = list(dict.fromkeys(a for a in addresses if a is not None))
+    rows = [classify_address(value, locality) for value in values]
+    columns = {name: [getattr(row, name) for row in rows] for name in _SCHEMA}
+    return pl.DataFrame(columns, schema=_SCHEMA)
+
+
+# Parsing ------------------------------------------------------------------------------------------
+
+
+def _split_fast(text: str) -> _Split | None:
+    """Split an obviously plain ``user@domain`` without the grammar; None when not obviously plain."""
+    match = _FAST_PATH_RE.fullmatch(text)
+    if match is None or bool(match["open"]) != bool(match["close"]):
+        return None
+    return _Split(False, (), match["local"], (match["domain"],))
+
+
+def _split_with_grammar(text: str) -> _Split:
+    """Split with the pyparsing grammar; raises pyparsing.ParseBaseException when it does not parse."""
+    result = grammar.parse_path(text)
+    if "null_path" in result:
+        return _NULL_SPLIT
+    route = tuple(result["route"]) if "route" in result else ()
+    domains = tuple(result["domains"]) if "domains" in result else ()
+    return _Split(False, route, result["local_part"], domains)
+
+
+# Resolution ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _is_local(locality: Locality, domain: str) -> bool:
+    return locality.is_local_domain(domain)
+
+
+def _resolve(address: str, split: _Split, locality: Locality) -> AddressClass:
+    if split.null:
+        return AddressClass(address, "plain", None, None, False, None, None,
+                            "Null path <>: no recipient (the null sender of bounces and notifications).")
+    local, quoted_text, unquoted_text = _dequote(split.local_part)
+    tricks: dict[str, None] = {}  # ordered set
+    notes: list[str] = []
+    steps: list[str] = []
+
+    imcea_type: str | None = None
+    imcea_decoded: str | None = None
+    if quoted := _IMCEA_QUOTED_RE.fullmatch(local):
+        tricks["imcea-quoted"] = None
+        # Unquoted (as Postfix before 3.5 logged it), the inner address runs up to the last @.
+        inner = _IMCEA_QUOTED_RE.fullmatch(local + "".join("@" + d for d in split.domains[:-1]))
+        imcea_decoded = inner["imcea_inner"].strip() if inner else quoted["imcea_inner"].strip()
+        if '"' not in split.local_part:
+            notes.append("the quotes are missing, as Postfix before 3.5 logged it")
+    elif encapsulated := grammar.imcea_split(local):
+        tricks["imcea-encapsulated"] = None
+        imcea_type = encapsulated[0]
+        imcea_decoded = grammar.imcea_unescape(encapsulated[1])
+    elif _IMCEA_LIKE_RE.match(local):
+        notes.append("the local part starts with IMCEA but is not valid IMCEA encoding")
+    if (quoted or imcea_type) and not local.lstrip().startswith("IMCEA"):
+        notes.append("the IMCEA prefix is not upper case, which Exchange 5.5 did not recognise (KB Q271575)")
+    if any(op in quoted_text for op in "@%!"):
+        tricks["quoted-route"] = None
+    if split.route:
+        tricks["source-route"] = None
+        first_hop = split.route[0]
+        if not _is_local(locality, first_hop):
+            notes.append(f"the first route hop {first_hop} is outside the site, where an MTA that follows "
+                         "routes would send it")
+        steps.append(f"dropped the source route @{',@'.join(split.route)}:")
+    if len(split.domains) > 1:
+        tricks["double-at"] = None
+    if "%" in unquoted_text:
+        tricks["percent-hack"] = None
+    if "!" in unquoted_text:
+        tricks["bang-path"] = None
+
+    addr = local + "".join("@" + d for d in split.domains)
+    saved_domain: str | None = None
+    remote_domain: str | None = None
+    mailbox_type: str | None = None
+    imcea_applied = False
+    for _ in range(len(addr) + 10):
+        addr = addr.strip()
+        if addr.startswith("@") and ":" in addr:
+            hops, _, addr = addr.partition(":")
+            tricks["source-route"] = None
+            steps.append(f"dropped the source route {hops}:")
+            continue
+        addr = addr.rstrip("@")
+        at = addr.rfind("@")
+        if at >= 0:
+            domain = addr[at + 1:].strip()
+            if not _is_local(locality, domain):
+                remote_domain = domain
+                addr = addr[:at]
+                break
+            addr = addr[:at]
+            saved_domain = domain
+            steps.append(f"stripped the local domain {domain}")
+        if quoted_inner := _IMCEA_QUOTED_RE.fullmatch(addr):
+            tricks["imcea-quoted"] = None
+            imcea_applied = True
+            addr = quoted_inner["imcea_inner"].strip()
+            if imcea_decoded is None:
+                imcea_decoded = addr
+            steps.append(f"took the address after IMCEA, {addr}")
+            continue
+        if encapsulated := grammar.imcea_split(addr):
+            tricks["imcea-encapsulated"] = None
+            imcea_applied = True
+            decoded = grammar.imcea_unescape(encapsulated[1])
+            if imcea_type is None:
+                imcea_type, imcea_decoded = encapsulated[0], decoded
+            if encapsulated[0] == "SMTP" and decoded.strip():
+                steps.append(f"de-encapsulated {addr} to {decoded}")
+                addr = decoded
+                continue
+            mailbox_type = encapsulated[0]
+            break
+        if "@" in addr:
+            continue
+        if "!" in addr:
+            site, _, user = addr.partition("!")
+            steps.append(f"swapped the bang path {addr} to {user}@{site}")
+            addr = f"{user}@{site}"
+            tricks["bang-path"] = None
+            continue
+        if "%" in addr:
+            cut = addr.rfind("%")
+            routed = addr[:cut] + "@" + addr[cut + 1:]
+            steps.append(f"turned the percent hack {addr} into {routed}")
+            addr = routed
+            tricks["percent-hack"] = None
+            continue
+        break
+
+    final_domain = remote_domain if remote_domain is not None else saved_domain
+    effective = _externalize(addr, final_domain)
+    effective_domain = _normalize_domain(final_domain) if final_domain is not None else None
+    if effective_domain is not None and _is_ip_domain(effective_domain):
+        tricks["ip-literal"] = None
+    external = remote_domain is not None
+    form = next((f for f in FORM_PRECEDENCE if f in tricks), "plain")
+
+    explanation = _explain(form, tricks, imcea_type, steps, notes, effective, final_domain, external,
+                           mailbox_type, imcea_decoded, imcea_applied, locality)
+    return AddressClass(address, form, effective, effective_domain, external, imcea_type, imcea_decoded,
+                        explanation)
+
+
+def _dequote(local_part: str) -> tuple[str, str, str]:
+    """The internal (unquoted) local part, plus the text that was inside and outside quotes."""
+    internal: list[str] = []
+    inside: list[str] = []
+    outside: list[str] = []
+    for match in _LOCAL_TOKEN_RE.finditer(local_part):
+        if match["quoted"] is not None:
+            text = _BACKSLASH_RE.sub(r"\1", match["quoted"])
+            inside.append(text)
+        else:
+            text = match["escaped"] if match["escaped"] is not None else match["plain"]
+            outside.append(text)
+        internal.append(text)
+    return "".join(internal), "".join(inside), "".join(outside)
+
+
+def _externalize(local: str, domain: str | None) -> str:
+    """``local@domain`` with the local part quoted when it needs quotes."""
+    if not _NO_QUOTES_NEEDED_RE.fullmatch(local):
+        local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{local}@{domain}" if domain is not None else local
+
+
+def _normalize_domain(domain: str) -> str:
+    return domain.strip().rstrip(".").lower()
+
+
+def _is_ip_domain(domain: str) -> bool:
+    """True for an IP literal ``[..]`` or a bare IP address used as a domain."""
+    if domain.startswith("[") and domain.endswith("]"):
+        return True
+    try:
+        ipaddress.ip_address(domain)
+    except ValueError:
+        return False
+    return True
+
+
+def _explain(form: str, tricks: dict[str, None], imcea_type: str | None, steps: list[str],
+             notes: list[str], effective: str, final_domain: str | None, external: bool,
+             mailbox_type: str | None, imcea_decoded: str | None, imcea_applied: bool,
+             locality: Locality) -> str:
+    """One sentence: what the form is, how it resolves, and where the mail would go."""
+    if form == "imcea-encapsulated" and imcea_type == "SMTP":
+        lead = "MS99-027 (KB Q237927) form: IMCEASMTP encapsulated SMTP address"
+    elif form == "imcea-encapsulated":
+        lead = f"IMCEA{imcea_type} encapsulated {_IMCEA_KINDS.get(imcea_type or '', 'non-SMTP')} address"
+    else:
+        lead = _LEADS[form]
+    parts = [lead]
+    others = [_TRICK_WORDS[t] for t in tricks if t != form
+              and not (form == "imcea-quoted" and t in ("quoted-route", "double-at"))]
+    if others:
+        parts.append("combined with " + " and ".join(others))
+    parts.extend(notes)
+    if form not in ("plain", "ip-literal"):
+        parts.extend(steps)
+    if mailbox_type is not None:
+        kind = _IMCEA_KINDS.get(mailbox_type, f"type {mailbox_type}")
+        parts.append(f"decodes to the {kind} address {imcea_decoded!r} of a local mailbox, not a relay")
+    elif external:
+        if form.startswith("imcea") and not imcea_applied:
+            parts.append(f"the outer domain {final_domain} is not local, so no server here would "
+                         "de-encapsulate it")
+        parts.append(f"mail would go to {effective}, outside the site")
+    elif final_domain is None:
+        parts.append(f"unqualified {effective}: the server adds its own domain, so it stays local")
+    else:
+        own_ip = _is_ip_domain(_normalize_domain(final_domain)) and _is_local(locality, final_domain)
+        where = "the server's own address" if own_ip else "a local domain"
+        parts.append(f"stays local: {effective} is at {where}")
+    return "; ".join(parts) + "."
+
+
+def _unparseable(address: str, why: str) -> AddressClass:
+    return AddressClass(address, "unparseable", None, None, False, None, None,
+                        f"Unparseable: {why}; kept as written.")
+
+
+def _without_brackets(address: str) -> str:
+    text = address.strip(_PATH_WHITESPACE)
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip(_PATH_WHITESPACE)
+    return text
