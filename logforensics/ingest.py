@@ -50,6 +50,14 @@ class InputReport:
 class IngestResult:
     events: pl.DataFrame
     inputs: list[InputReport]
+    lines: dict[str, pl.Series] = field(default_factory=dict)
+
+    def line_text(self, path: str, line: int) -> str | None:
+        """The raw text of a 1-based physical line of an input (kept when ``keep_lines``)."""
+        series = self.lines.get(path)
+        if series is None or not 1 <= line <= series.len():
+            return None
+        return series[line - 1]
 
 
 def split_lines(text: str) -> pl.Series:
@@ -75,8 +83,8 @@ def server_from_path(path: str) -> str | None:
 
 
 def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
-             ) -> tuple[pl.DataFrame, InputReport]:
-    """Decode, sniff and read one source into events."""
+             ) -> tuple[pl.DataFrame, InputReport, pl.Series]:
+    """Decode, sniff and read one source into events; also returns its physical lines."""
     report = InputReport(source.path, source.sha256, source.size, None, compression=source.compression,
                          warnings=list(source.warnings))
     text, encoding = decode_text(source.data)
@@ -93,7 +101,7 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
         report.skipped_lines = report.lines
         if report.lines:
             report.warnings.append(f"{source.path}: not a recognised log format; skipped")
-        return empty_events(), report
+        return empty_events(), report, lines
     server = server_from_path(source.path) or (site.server_names[0] if site.server_names else None)
     result = READERS[fmt]().read(lines, ReadContext(source.path, site, server))
     report.events = result.events.height
@@ -102,7 +110,7 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
     if fmt == "ims55-protocol" and site.timezone is None:
         report.warnings.append(f"{source.path}: no time zone known; local times read as UTC "
                                "(set timezone in the site profile)")
-    return result.events, report
+    return result.events, report, lines
 
 
 def iter_sources(paths: list[str | Path]) -> Iterator[Source | InputReport]:
@@ -114,17 +122,23 @@ def iter_sources(paths: list[str | Path]) -> Iterator[Source | InputReport]:
             yield InputReport(str(path), "", 0, None, warnings=[str(exc)], status="unreadable")
 
 
-def ingest(paths: list[str | Path], site: SiteProfile) -> IngestResult:
-    """Read every input under ``paths`` into one events frame, sorted by source and line."""
+def ingest(paths: list[str | Path], site: SiteProfile, *, keep_lines: bool = False) -> IngestResult:
+    """Read every input under ``paths`` into one events frame, in input order.
+
+    With ``keep_lines`` the physical lines of each recognised input are kept, to quote evidence.
+    """
     frames: list[pl.DataFrame] = []
     reports: list[InputReport] = []
+    kept: dict[str, pl.Series] = {}
     for item in iter_sources(paths):
         if isinstance(item, InputReport):
             reports.append(item)
             continue
-        events, report = read_one(item, site)
+        events, report, lines = read_one(item, site)
         reports.append(report)
+        if keep_lines and report.format:
+            kept[report.path] = lines
         if events.height:
             frames.append(events)
     events = pl.concat(frames, how="vertical") if frames else empty_events()
-    return IngestResult(events, reports)
+    return IngestResult(events, reports, kept)

@@ -134,6 +134,7 @@ class Ims55ProtocolReader:
             .forward_fill().fill_null(first_line).alias("session_start"),
         )
         df = df.with_columns(
+            pl.col("is_connect").cum_sum().alias("sid"),
             (pl.lit(ctx.source + "#L") + pl.col("session_start").cast(pl.String)).alias("session"),
             pl.when(pl.col("peer_in").is_not_null()).then(pl.lit("in"))
             .when(pl.col("peer_out").is_not_null()).then(pl.lit("out"))
@@ -155,15 +156,15 @@ class Ims55ProtocolReader:
         )
 
         # Raw-packet twins: an IO: | row whose payload is logged again on the next row.
-        nxt_payload = pl.col("payload").shift(-1).over("session")
-        nxt_io = pl.col("is_io").shift(-1).over("session")
+        nxt_payload = pl.col("payload").shift(-1).over("sid")
+        nxt_io = pl.col("is_io").shift(-1).over("sid")
         df = df.with_columns(
             (pl.col("is_io") & ~nxt_io.fill_null(True)
              & (pl.col("payload").str.strip_chars() == nxt_payload.str.strip_chars())).alias("io_dup"),
         )
         df = df.with_columns(
-            pl.when(pl.col("io_dup").shift(1).over("session").fill_null(False))
-            .then(pl.col("line").shift(1).over("session")).otherwise(None).alias("raw_line"),
+            pl.when(pl.col("io_dup").shift(1).over("sid").fill_null(False))
+            .then(pl.col("line").shift(1).over("sid")).otherwise(None).alias("raw_line"),
         ).filter(~pl.col("io_dup"))
 
         # Session direction: from its start line, else from who sends commands.
@@ -174,12 +175,12 @@ class Ims55ProtocolReader:
             .then(pl.lit("out")).otherwise(None).alias("cmd_dir"),
         )
         df = df.with_columns(
-            pl.coalesce(pl.col("conn_dir").first().over("session"),
-                        pl.col("cmd_dir").drop_nulls().first().over("session")).alias("direction"),
+            pl.coalesce(pl.col("conn_dir").first().over("sid"),
+                        pl.col("cmd_dir").drop_nulls().first().over("sid")).alias("direction"),
         )
 
-        df = command_columns(df, payload_col="payload", is_reply_col="is_reply")
-        df = envelope_columns(df, payload_col="payload")
+        df = command_columns(df, payload_col="payload", is_reply_col="is_reply", session_col="sid")
+        df = envelope_columns(df, payload_col="payload", session_col="sid")
         df = df.with_columns(
             pl.when(pl.col("is_connect")).then(pl.lit("connect"))
             .when(pl.col("is_reply")).then(pl.lit("reply"))
@@ -187,10 +188,10 @@ class Ims55ProtocolReader:
             .when(pl.col("arrow").is_null() & pl.col("smtp_event").is_null()).then(pl.lit("note"))
             .otherwise(pl.col("smtp_event").fill_null("command")).alias("event"),
         )
-        df = pair_replies(df, session_col="session")
+        df = pair_replies(df, session_col="sid")
 
-        peer_in = pl.col("peer_in").forward_fill().over("session")
-        peer_out = pl.col("peer_out").forward_fill().over("session")
+        peer_in = pl.col("peer_in").forward_fill().over("sid")
+        peer_out = pl.col("peer_out").forward_fill().over("sid")
         text = pl.coalesce(pl.col("body"), pl.lit(""))
         df = df.with_columns(
             pl.col("ts"),

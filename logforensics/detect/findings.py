@@ -1,0 +1,235 @@
+"""Findings: one row per suspicious inbound recipient, with its verdict, severity and evidence.
+
+Inbound recipients are protocol-log ``RCPT`` rows of inbound sessions, plus tracking-log
+"received inbound" records (1012) that no protocol-log RCPT covers. Each is classified by relay
+form, checked for authentication and trust, and matched against outbound evidence: tracking
+events 1014/1010/1011 (or 1002/1003) or an outbound SMTP session whose RCPT the remote accepted,
+for the same effective recipient (and sender, when both are SMTP addresses), from 5 minutes before
+to 48 hours after it was offered, on the same server. Never ``relayed`` without that evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import polars as pl
+
+from logforensics.classify import classify_addresses
+from logforensics.detect import rules as rule_registry
+from logforensics.detect.probes import probe_expr, session_probes
+from logforensics.site import SiteProfile
+
+OUTBOUND_TRACKING_EVENTS = (1014, 1010, 1011, 1002, 1003)
+INBOUND_TRACKING_EVENTS = (1012,)
+MATCH_BEFORE = pl.duration(minutes=5)
+MATCH_AFTER = pl.duration(hours=48)
+COVER_WINDOW = pl.duration(minutes=10)
+
+FINDING_COLUMNS = [
+    "id", "rule", "form", "verdict", "severity", "time", "server", "client_host", "client_ip",
+    "authenticated", "sender", "recipient", "effective_recipient", "external", "explanation", "probe",
+    "evidence",
+]
+
+EVIDENCE_STRUCT = pl.Struct({"path": pl.String, "line": pl.Int64, "sha256": pl.String, "text": pl.String})
+
+LineLookup = Callable[[str, int], str | None]
+
+
+def _key(expr: pl.Expr) -> pl.Expr:
+    """A matching key for an address: trimmed, without angle brackets, lower-cased."""
+    return expr.str.strip_chars().str.strip_prefix("<").str.strip_suffix(">").str.to_lowercase()
+
+
+def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
+    """Every recipient offered to the server from outside (protocol RCPTs + uncovered tracking 1012)."""
+    sessions = events.filter(pl.col("session").is_not_null() & (pl.col("direction") == "in"))
+    auth = sessions.group_by("session").agg(
+        (pl.col("reply") == 235).any().alias("authenticated"),
+        pl.col("auth_user").drop_nulls().first().alias("auth_user"),
+    )
+    proto = sessions.filter(pl.col("event") == "rcpt").join(auth, on="session", how="left")
+    proto = proto.with_columns(pl.lit("protocol").alias("origin"))
+
+    tracking = events.filter(pl.col("event_id").is_in(INBOUND_TRACKING_EVENTS)
+                             & (pl.col("event") == "tracking") & pl.col("recipient").is_not_null())
+    if tracking.height and proto.height:
+        covered = (
+            tracking.select("source", "line", "ts", "server", _key(pl.col("recipient")).alias("k"))
+            .join(proto.select(pl.col("ts").alias("pts"), pl.col("server").alias("pserver"),
+                               _key(pl.col("recipient")).alias("k")), on="k")
+            .filter(((pl.col("ts") - pl.col("pts")).abs() <= COVER_WINDOW)
+                    & (pl.col("server").eq_missing(pl.col("pserver")) | pl.col("server").is_null()
+                       | pl.col("pserver").is_null()))
+            .select("source", "line").unique()
+        )
+        tracking = tracking.join(covered, on=["source", "line"], how="anti")
+    tracking = tracking.with_columns(
+        pl.lit(None, pl.Boolean).alias("authenticated"),
+        pl.lit(None, pl.String).alias("auth_user"),
+        pl.col("relay_host").alias("client_host"),
+        pl.lit(250, pl.Int64).alias("reply"),
+        pl.lit("tracking").alias("origin"),
+    )
+    cols = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
+            "sender", "recipient", "reply", "reply_line", "raw_line", "record_line", "authenticated",
+            "auth_user", "origin"]
+    return pl.concat([proto.select(cols), tracking.select(cols)], how="vertical_relaxed")
+
+
+def outbound_evidence(events: pl.DataFrame) -> pl.DataFrame:
+    """Rows proving that mail left the server: (k, ts, server, sender_k, source, line, line2)."""
+    tracking = events.filter((pl.col("event") == "tracking")
+                             & pl.col("event_id").is_in(OUTBOUND_TRACKING_EVENTS)
+                             & pl.col("recipient").is_not_null())
+    proto = events.filter((pl.col("event") == "rcpt") & (pl.col("direction") == "out")
+                          & pl.col("reply").is_between(250, 252))
+    return pl.concat([
+        tracking.select(_key(pl.col("recipient")).alias("k"), "ts", "server",
+                        _key(pl.col("sender")).alias("sender_k"), "source", "line",
+                        pl.col("record_line").alias("line2")),
+        proto.select(_key(pl.col("recipient")).alias("k"), "ts", "server",
+                     _key(pl.col("sender")).alias("sender_k"), "source", "line",
+                     pl.col("reply_line").alias("line2")),
+    ], how="vertical_relaxed")
+
+
+def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
+                   line_text: LineLookup) -> pl.DataFrame:
+    """All findings for these events, sorted by time; columns :data:`FINDING_COLUMNS`."""
+    rcpts = inbound_recipients(events)
+    if rcpts.is_empty():
+        return empty_findings()
+    classes = classify_addresses(rcpts["recipient"], site.locality())
+    rcpts = rcpts.join(classes, left_on="recipient", right_on="address", how="left")
+    trusted_ips = {ip: site.is_trusted_ip(ip) for ip in rcpts["client_ip"].drop_nulls().unique().to_list()}
+    rcpts = rcpts.with_columns(
+        pl.col("client_ip").replace_strict(trusted_ips, default=False, return_dtype=pl.Boolean)
+        .alias("trusted_ip"),
+        (pl.col("source") + pl.lit(":") + pl.col("line").cast(pl.String)).alias("rid"),
+    )
+
+    # Outbound evidence for the effective recipient (or the address as logged).
+    out = outbound_evidence(events)
+    wanted = pl.concat([
+        rcpts.select("rid", _key(pl.col("effective_recipient")).alias("k"), "ts", "server",
+                     _key(pl.col("sender")).alias("rsender")),
+        rcpts.select("rid", _key(pl.col("recipient")).alias("k"), "ts", "server",
+                     _key(pl.col("sender")).alias("rsender")),
+    ]).unique()
+    matched = wanted.join(out.rename({"ts": "out_ts", "server": "out_server"}), on="k").filter(
+        (pl.col("out_ts") >= pl.col("ts") - MATCH_BEFORE) & (pl.col("out_ts") <= pl.col("ts") + MATCH_AFTER)
+        & (pl.col("server").is_null() | pl.col("out_server").is_null()
+           | (pl.col("server") == pl.col("out_server")))
+        & (~pl.col("rsender").fill_null("").str.contains("@")
+           | ~pl.col("sender_k").fill_null("").str.contains("@")
+           | (pl.col("rsender") == pl.col("sender_k")))
+    )
+    relayed = matched.group_by("rid").agg(
+        pl.struct(pl.col("source").alias("path"), "line", "line2").unique().sort_by("line").alias("out_lines"),
+    )
+    rcpts = rcpts.join(relayed, on="rid", how="left")
+
+    is_refused = pl.col("reply") >= 400
+    rcpts = rcpts.with_columns(
+        pl.when(is_refused).then(pl.lit("refused"))
+        .when(pl.col("out_lines").is_not_null()).then(pl.lit("relayed"))
+        .when(pl.col("reply").is_null()).then(pl.lit("attempted"))
+        .otherwise(pl.lit("accepted")).alias("verdict"),
+        (pl.col("authenticated").fill_null(False) | pl.col("trusted_ip")).alias("trusted"),
+    )
+    raise_it = ((pl.col("external") & ~pl.col("trusted")) | (pl.col("form") != "plain"))
+    rcpts = rcpts.filter(raise_it & pl.col("recipient").is_not_null())
+    if rcpts.is_empty():
+        return empty_findings()
+
+    probes = session_probes(events.filter((pl.col("direction") == "in") & pl.col("session").is_not_null()))
+    rcpts = rcpts.join(probes, on="session", how="left").with_columns(
+        pl.coalesce(pl.col("probe"), probe_expr()).alias("probe"))
+
+    records = []
+    for row in rcpts.sort("ts", "source", "line").iter_rows(named=True):
+        records.append(_finding(row, site, sha256, line_text))
+    return pl.DataFrame(records, schema=finding_schema(), orient="row")
+
+
+def finding_schema() -> dict[str, pl.DataType]:
+    return {
+        "id": pl.String, "rule": pl.String, "form": pl.String, "verdict": pl.String, "severity": pl.String,
+        "time": pl.Datetime("us", "UTC"), "server": pl.String, "client_host": pl.String,
+        "client_ip": pl.String, "authenticated": pl.Boolean, "sender": pl.String, "recipient": pl.String,
+        "effective_recipient": pl.String, "external": pl.Boolean, "explanation": pl.String, "probe": pl.String,
+        "evidence": pl.List(EVIDENCE_STRUCT),
+    }
+
+
+def empty_findings() -> pl.DataFrame:
+    return pl.DataFrame(schema=finding_schema())
+
+
+def _finding(row: dict, site: SiteProfile, sha256: dict[str, str], line_text: LineLookup) -> tuple:
+    rule = rule_registry.rule_for(row["form"] or "unparseable", row.get("imcea_type"))
+    trusted = bool(row["trusted"])
+    if not row["external"] and row["form"] != "plain" and rule.id == "LF-IMCEA-OTHER":
+        verdict_sev = "info"
+    else:
+        verdict_sev = rule_registry.severity_for(rule, row["verdict"], trusted=trusted,
+                                                 relay_policy=site.relay_policy)
+    evidence: list[dict] = []
+
+    def cite(path: str, line: int | None) -> None:
+        if line is None or any(e["path"] == path and e["line"] == line for e in evidence):
+            return
+        evidence.append({"path": path, "line": int(line), "sha256": sha256.get(path, ""),
+                         "text": line_text(path, int(line))})
+
+    cite(row["source"], row["line"])
+    cite(row["source"], row["reply_line"])
+    cite(row["source"], row["record_line"])
+    cite(row["source"], row["raw_line"])
+    for out in row["out_lines"] or []:
+        cite(out["path"], out["line2"] if out["line2"] and out["line2"] < out["line"] else None)
+        cite(out["path"], out["line"])
+        cite(out["path"], out["line2"])
+    fid = "F-" + hashlib.sha1(f"{row['source']}:{row['line']}".encode(), usedforsecurity=False).hexdigest()[:12]
+    return (
+        fid, rule.id, row["form"], row["verdict"], verdict_sev, row["ts"], row["server"], row["client_host"],
+        row["client_ip"], row["authenticated"], row["sender"], row["recipient"], row["effective_recipient"],
+        bool(row["external"]), _explain(row, rule, site), row["probe"], evidence,
+    )
+
+
+def _explain(row: dict, rule: rule_registry.Rule, site: SiteProfile) -> str:
+    """Plain words: what the address is, what the server did, and why it matters."""
+    who = row["client_host"] or row["client_ip"] or "an unknown client"
+    if row["authenticated"]:
+        standing = "after authenticating (235; weak evidence: a Guest-account fallback also gives 235, KB Q251149)"
+    elif row["trusted"]:
+        standing = "from a trusted network"
+    elif row["authenticated"] is None:
+        standing = "(authentication unknown: tracking log only)"
+    else:
+        standing = "without authenticating"
+    verdict = {
+        "refused": f"The server refused it ({row['reply']}).",
+        "accepted": "The server accepted it, but no outbound delivery was found in the logs.",
+        "relayed": f"The server accepted it and sent it on to {row['effective_recipient']}: "
+                   "outbound evidence is cited.",
+        "attempted": "No reply was logged (the session is cut off) and no outbound delivery was found.",
+    }[row["verdict"]]
+    text = f"{who} offered {row['recipient']!r} {standing}. {row['explanation']} {verdict}"
+    if (rule.id == "LF-Q264330" and row["verdict"] == "relayed"
+            and site.relay_policy == "authenticated-only"):
+        setup = []
+        if site.forward_all_to:
+            setup.append(f"forwards all mail to {site.forward_all_to}")
+        if site.reroute_inbound:
+            setup.append("reroutes inbound SMTP mail")
+        text += (" This is the KB Q264330 relay: the IMS restricts relaying to clients that "
+                 "successfully authenticate" + (", " + " and ".join(setup) if setup else "")
+                 + ", yet it relayed a quoted IMCEA recipient for an unauthenticated client."
+                 " Fixed in Exchange 5.5 SP4.")
+    elif rule.id == "LF-MS99-027" and row["verdict"] in ("relayed", "accepted"):
+        text += " IMCEASMTP one-off addresses bypassed the IMS relay checks before the MS99-027 fix."
+    return text

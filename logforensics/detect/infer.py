@@ -1,0 +1,138 @@
+"""Zero configuration: infer the site facts the profile does not give, and say how.
+
+* ``timezone``: the offset between protocol-log (local) and tracking-log (GMT) times, by aligning
+  inbound RCPTs with the tracking "received inbound" records of the same recipients; stored as a
+  fixed-offset IANA zone (``Etc/GMT+5`` is UTC-5) and applied to the protocol-log events.
+* ``server_names``: the names the server gives itself (its HELO/EHLO in outbound sessions, the
+  host in its EHLO reply ``250-host Hello``).
+* ``local_domains``: domains the server delivered locally (tracking 1013, 1000, 9), else the parent
+  domain of its own name.
+* ``forward_all_to``: the single host every outbound session went to (the smart host).
+* ``reroute_inbound``: true when tracking shows 1014 "SMTP message rerouted".
+* ``relay_policy``: ``authenticated-only`` when unauthenticated clients were refused external
+  recipients while authenticated ones were accepted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+
+from logforensics.site import SiteProfile
+
+PROTOCOL_FORMATS = ("ims55-protocol",)
+LOCAL_DELIVERY_EVENTS = (1013, 1000, 9)
+
+
+def infer_time_offset(events: pl.DataFrame) -> tuple[int, int] | None:
+    """(offset in minutes to add to protocol-log times, number of aligned pairs), or None."""
+    proto = events.filter(pl.col("format").is_in(PROTOCOL_FORMATS) & (pl.col("event") == "rcpt")
+                          & (pl.col("direction") == "in") & (pl.col("reply") == 250))
+    track = events.filter((pl.col("event") == "tracking") & (pl.col("event_id") == 1012))
+    if proto.is_empty() or track.is_empty():
+        return None
+    key = pl.col("recipient").str.to_lowercase().str.strip_chars()
+    pairs = proto.select(key.alias("k"), pl.col("ts").alias("p")).join(
+        track.select(key.alias("k"), pl.col("ts").alias("t")), on="k")
+    if pairs.is_empty():
+        return None
+    minutes = pairs.select(((pl.col("t") - pl.col("p")).dt.total_seconds() / 60.0).alias("m"))["m"]
+    # Offsets are whole quarter hours; take the most common one among plausible pairs.
+    quarter = (minutes / 15).round() * 15
+    quarter = quarter.filter(quarter.abs() <= 14 * 60)
+    if quarter.is_empty():
+        return None
+    best, count = Counter(quarter.cast(pl.Int64).to_list()).most_common(1)[0]
+    return int(best), count
+
+
+def infer_site(events: pl.DataFrame, site: SiteProfile) -> tuple[pl.DataFrame, SiteProfile]:
+    """Fill in what ``site`` does not say; returns the (possibly time-shifted) events and profile."""
+    if site.timezone is None:
+        found = infer_time_offset(events)
+        if found and found[0] != 0:
+            offset, n = found
+            hours, rest = divmod(abs(offset), 60)
+            zone = f"Etc/GMT{'+' if offset > 0 else '-'}{hours}" if rest == 0 else None
+            events = events.with_columns(
+                pl.when(pl.col("format").is_in(PROTOCOL_FORMATS))
+                .then(pl.col("ts") + pl.duration(minutes=offset)).otherwise(pl.col("ts")).alias("ts"))
+            site = site.with_inferred(
+                "timezone", zone or f"UTC{'-' if offset > 0 else '+'}{abs(offset)}min",
+                f"protocol-log times are UTC{'-' if offset > 0 else '+'}{abs(offset) / 60:g}h: {n} inbound "
+                "recipients aligned with their tracking 'received inbound' records (fixed offset; "
+                "daylight-saving changes are not modelled)")
+        elif found:
+            site = site.with_inferred("timezone", "UTC", f"protocol and tracking logs agree ({found[1]} "
+                                      "recipients aligned): protocol-log times are UTC")
+    if not site.server_names:
+        names = _own_names(events)
+        if names:
+            site = site.with_inferred("server_names", tuple(names),
+                                      "the server's own HELO/EHLO in outbound sessions and EHLO replies")
+    if not site.local_domains:
+        domains = _local_domains(events, site)
+        if domains:
+            site = site.with_inferred("local_domains", tuple(domains), domains_reason(events))
+    if site.forward_all_to is None:
+        hosts = events.filter((pl.col("event") == "connect") & (pl.col("direction") == "out"))["relay_host"]
+        distinct = hosts.drop_nulls().str.to_lowercase().unique().to_list()
+        if len(distinct) == 1 and hosts.len() >= 2:
+            site = site.with_inferred("forward_all_to", distinct[0],
+                                      f"all {hosts.len()} outbound SMTP sessions went to this one host")
+    if site.reroute_inbound is None and events.filter(pl.col("event_id") == 1014).height:
+        site = site.with_inferred("reroute_inbound", True, "tracking shows 1014 'SMTP message rerouted'")
+    if site.relay_policy == "unknown":
+        policy = _relay_policy(events, site)
+        if policy:
+            site = site.with_inferred("relay_policy", policy[0], policy[1])
+    return events, site
+
+
+def domains_reason(events: pl.DataFrame) -> str:
+    if events.filter(pl.col("event_id").is_in(LOCAL_DELIVERY_EVENTS)).height:
+        return "domains of recipients the server delivered locally (tracking 1013/1000/9)"
+    return "the parent domain of the server's own name"
+
+
+def _own_names(events: pl.DataFrame) -> list[str]:
+    out_helo = events.filter((pl.col("direction") == "out") & (pl.col("event") == "helo"))["helo"]
+    ehlo_reply = events.filter((pl.col("direction") == "in") & (pl.col("event") == "helo")
+                               & (pl.col("reply") == 250))["reply_text"].str.extract(r"^([A-Za-z0-9.-]+\.[A-Za-z]{2,}) Hello", 1)
+    names = Counter(n.lower().rstrip(".") for n in [*out_helo.drop_nulls().to_list(),
+                                                     *ehlo_reply.drop_nulls().to_list()] if "." in n)
+    return [n for n, _ in names.most_common(3)]
+
+
+def _local_domains(events: pl.DataFrame, site: SiteProfile) -> list[str]:
+    local = events.filter(pl.col("event_id").is_in(LOCAL_DELIVERY_EVENTS) & pl.col("recipient").is_not_null())
+    domains = Counter(
+        d.lower().rstrip(".>") for d in local["recipient"].str.extract(r"@([A-Za-z0-9.-]+)>?\s*$", 1).drop_nulls()
+        .to_list())
+    if domains:
+        return [d for d, _ in domains.most_common(5)]
+    parents = {n.split(".", 1)[1] for n in site.server_names if n.count(".") >= 2}
+    return sorted(parents)
+
+
+def _relay_policy(events: pl.DataFrame, site: SiteProfile) -> tuple[str, str] | None:
+    rcpt = events.filter((pl.col("event") == "rcpt") & (pl.col("direction") == "in"))
+    if rcpt.is_empty() or not site.local_domains:
+        return None
+    auth_sessions = set(events.filter(pl.col("reply") == 235)["session"].drop_nulls().to_list())
+    loc = site.locality()
+    domain = rcpt["recipient"].str.extract(r"@([A-Za-z0-9.\[\]-]+)$", 1)
+    rcpt = rcpt.with_columns(domain.alias("d"))
+    refused_unauth = accepted_auth = 0
+    for sess, d, reply in rcpt.select("session", "d", "reply").iter_rows():
+        if not d or loc.is_local_domain(d) or reply is None:
+            continue
+        if sess in auth_sessions and reply == 250:
+            accepted_auth += 1
+        elif sess not in auth_sessions and reply >= 500 and '"' not in d:
+            refused_unauth += 1
+    if refused_unauth and accepted_auth:
+        return ("authenticated-only", f"{refused_unauth} external recipient(s) refused to unauthenticated "
+                f"clients, {accepted_auth} accepted after authentication")
+    return None

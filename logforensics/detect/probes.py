@@ -1,0 +1,55 @@
+"""Relay-tester fingerprints, as data: which tool left which marks in a session.
+
+Sources: nmap ``smtp-open-relay.nse`` (EHLO nmap.scanme.org, antispam@/relaytest@, RSET between
+tests, no DATA), Metasploit ``smtp_relay`` (EHLO X, sender@example.com -> target@example.com),
+MAPS relay test (nobody@mail-abuse.org, spamtest@, cygnus.mail-abuse.org, maps1.pa.vix.com),
+AOL (CloseYourOpenRelay@aol.com). See research/relay-forms-and-peer-tools.md §1.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: tool -> list of (field, case-insensitive regex). A session matching any entry is tagged.
+PROBE_SIGNATURES: dict[str, list[tuple[str, str]]] = {
+    "nmap": [
+        ("helo", r"^nmap\.scanme\.org$"),
+        ("sender", r"^antispam@"),
+        ("recipient", r"relaytest(@|%)"),
+        ("recipient", r"nmap\.scanme\.org"),
+    ],
+    "metasploit": [
+        ("helo", r"^x$"),
+        ("sender", r"^sender@example\.com$"),
+        ("recipient", r"^target@example\.com$"),
+    ],
+    "maps": [
+        ("helo", r"(cygnus\.mail-abuse\.org|maps1\.pa\.vix\.com)"),
+        ("sender", r"^spamtest@"),
+        ("recipient", r"nobody@mail-abuse\.org"),
+        ("sender", r"^securitytest@"),
+    ],
+    "aol": [
+        ("sender", r"^closeyouropenrelay@aol\.com$"),
+        ("recipient", r"closeyouropenrelay@aol\.com"),
+    ],
+}
+
+
+def probe_expr() -> pl.Expr:
+    """An expression over columns helo, sender, recipient giving the probe tool's name (or null)."""
+    expr = pl.lit(None, pl.String)
+    for tool in reversed(list(PROBE_SIGNATURES)):
+        cond = pl.lit(False)
+        for column, pattern in PROBE_SIGNATURES[tool]:
+            cond = cond | pl.col(column).fill_null("").str.to_lowercase().str.contains(pattern)
+        expr = pl.when(cond).then(pl.lit(tool)).otherwise(expr)
+    return expr
+
+
+def session_probes(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per session: the probe tool whose fingerprint any of its rows carries (session, probe)."""
+    if rows.is_empty():
+        return pl.DataFrame(schema={"session": pl.String, "probe": pl.String})
+    tagged = rows.select("session", probe_expr().alias("probe")).drop_nulls()
+    return tagged.group_by("session").agg(pl.col("probe").mode().sort().first())
