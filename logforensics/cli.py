@@ -6,18 +6,24 @@ may be sensitive).
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from logforensics import __version__
+from logforensics.classify import classify_address
+from logforensics.detect.rules import SEVERITIES, severity_rank
 from logforensics.errors import LogForensicsError
 from logforensics.ingest import InputReport, ingest
 from logforensics.output import write_frame
 from logforensics.readers import READERS
-from logforensics.site import SiteProfile, load_site_profile
+from logforensics.scan import scan as run_scan
+from logforensics.scan_output import SCAN_FORMATS, write_scan
+from logforensics.site import SiteProfile, load_site_profile, site_profile_from_dict
 
 app = typer.Typer(
     name="logforensics",
@@ -61,6 +67,82 @@ def parse(
     _print_inputs(result.inputs)
     print(f"{result.events.height} events from {len(result.inputs)} inputs written to {output}",
           file=sys.stderr)
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 date or date-time; naive values are UTC."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise LogForensicsError(f"{option} {text!r} is not an ISO 8601 date or date-time "
+                                "(e.g. 2000-06-15 or 2000-06-15T04:47:00Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _severity(text: str | None, option: str) -> str | None:
+    if text is not None and text not in SEVERITIES:
+        raise LogForensicsError(f"{option} must be one of {', '.join(SEVERITIES)}")
+    return text
+
+
+@app.command()
+def scan(
+    paths: PathsArg,
+    site: SiteOption = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="table, json, csv or parquet "
+                                            "(default: table on a terminal, else json).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only findings at or after this UTC time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only findings at or before this UTC time.")] = None,
+    min_severity: Annotated[str, typer.Option(help="Hide findings below this severity.")] = "info",
+    fail_on: Annotated[str | None, typer.Option(help="Exit 3 when a finding at or above this "
+                                                "severity exists.")] = None,
+) -> None:
+    """Find relay abuse: classify every inbound recipient, decide verdicts, group incidents."""
+    _severity(min_severity, "--min-severity")
+    _severity(fail_on, "--fail-on")
+    fmt = fmt or ("table" if output is None and sys.stdout.isatty() else "json")
+    if fmt not in SCAN_FORMATS:
+        raise LogForensicsError(f"--format must be one of {', '.join(SCAN_FORMATS)}")
+    if fmt == "parquet" and output is None:
+        raise LogForensicsError("--format parquet needs --output FILE")
+    result = run_scan(list(paths), _site(site), since=_when(since, "--since"), until=_when(until, "--until"),
+                      min_severity=min_severity)
+    _print_inputs(result.inputs)
+    write_scan(result, fmt, output)
+    if fail_on and result.findings.height and any(
+            severity_rank(s) >= severity_rank(fail_on) for s in result.findings["severity"].to_list()):
+        raise typer.Exit(3)
+
+
+@app.command()
+def classify(
+    addresses: Annotated[list[str], typer.Argument(help="Addresses exactly as logged.")],
+    site: SiteOption = None,
+    local_domain: Annotated[list[str] | None, typer.Option(help="A local domain (repeatable).")] = None,
+    server_name: Annotated[list[str] | None, typer.Option(help="The server's own name (repeatable).")] = None,
+    server_ip: Annotated[list[str] | None, typer.Option(help="The server's own IP (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Explain addresses: relay form, where the mail would really go, and whether that is outside."""
+    if fmt not in ("table", "json"):
+        raise LogForensicsError("--format must be table or json")
+    profile = _site(site)
+    if local_domain or server_name or server_ip:
+        profile = site_profile_from_dict({
+            "local_domains": [*profile.local_domains, *(local_domain or [])],
+            "server_names": [*profile.server_names, *(server_name or [])],
+            "server_ips": [*profile.server_ips, *(server_ip or [])],
+        }, source="command line")
+    results = [classify_address(a, profile.locality()) for a in addresses]
+    if fmt == "json":
+        print(json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False))
+        return
+    for r in results:
+        print(f"{r.address}\n  form: {r.form}\n  goes to: {r.effective_recipient}"
+              f" ({'external' if r.external else 'local'})\n  {r.explanation}")
 
 
 @app.command()

@@ -95,12 +95,14 @@ def outbound_evidence(events: pl.DataFrame) -> pl.DataFrame:
     ], how="vertical_relaxed")
 
 
-def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
-                   line_text: LineLookup) -> pl.DataFrame:
-    """All findings for these events, sorted by time; columns :data:`FINDING_COLUMNS`."""
+def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
+    """Every inbound recipient with its form, effective recipient, trust, verdict and probe tag.
+
+    This is the whole assessment, before deciding which recipients raise a finding.
+    """
     rcpts = inbound_recipients(events)
     if rcpts.is_empty():
-        return empty_findings()
+        return rcpts
     classes = classify_addresses(rcpts["recipient"], site.locality())
     rcpts = rcpts.join(classes, left_on="recipient", right_on="address", how="left")
     trusted_ips = {ip: site.is_trusted_ip(ip) for ip in rcpts["client_ip"].drop_nulls().unique().to_list()}
@@ -139,14 +141,25 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
         .otherwise(pl.lit("accepted")).alias("verdict"),
         (pl.col("authenticated").fill_null(False) | pl.col("trusted_ip")).alias("trusted"),
     )
+    probes = session_probes(events.filter((pl.col("direction") == "in") & pl.col("session").is_not_null()))
+    return rcpts.join(probes, on="session", how="left").with_columns(
+        pl.coalesce(pl.col("probe"), probe_expr()).alias("probe"))
+
+
+def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
+                   line_text: LineLookup) -> pl.DataFrame:
+    """All findings for these events, sorted by time; columns :data:`FINDING_COLUMNS`.
+
+    A recipient raises a finding when its effective destination is external and the client was
+    neither authenticated nor trusted, or when its form is not ``plain``.
+    """
+    rcpts = assess_recipients(events, site)
+    if rcpts.is_empty():
+        return empty_findings()
     raise_it = ((pl.col("external") & ~pl.col("trusted")) | (pl.col("form") != "plain"))
     rcpts = rcpts.filter(raise_it & pl.col("recipient").is_not_null())
     if rcpts.is_empty():
         return empty_findings()
-
-    probes = session_probes(events.filter((pl.col("direction") == "in") & pl.col("session").is_not_null()))
-    rcpts = rcpts.join(probes, on="session", how="left").with_columns(
-        pl.coalesce(pl.col("probe"), probe_expr()).alias("probe"))
 
     records = []
     for row in rcpts.sort("ts", "source", "line").iter_rows(named=True):
