@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_ims import generate  # noqa: E402
+from gen_ims import generate
 
 
 def timed(cmd: list[str]) -> tuple[float, str, int]:
@@ -39,7 +39,7 @@ def main() -> None:
     lines = sum(1 for _ in open(log, "rb"))
     grep_s, grep_out, _ = timed(["grep", "-c", "RCPT", str(log)])
     out = args.data / "events.parquet"
-    parse_s, parse_out, rss = timed([sys.executable, "-m", "logforensics", "parse", str(log),
+    parse_s, _parse_out, rss = timed([sys.executable, "-m", "logforensics", "parse", str(log),
                                      "--output", str(out)])
     print(f"file: {log} ({size / 1e6:.1f} MB, {lines:,} lines; grep counts {grep_out.strip()} RCPT lines)")
     print(f"grep -c RCPT : {grep_s:7.2f} s  {size / 1e6 / grep_s:8.1f} MB/s")
