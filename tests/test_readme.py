@@ -15,3 +15,17 @@ def test_readme_lists_every_format():
     readme = (ROOT / "README.md").read_text()
     for name in READERS:
         assert f"`{name}`" in readme
+
+
+def test_readme_explains_every_form_verdict_severity_and_rule():
+    from logforensics.classify import FORMS
+    from logforensics.detect.rules import RULES, SEVERITIES, VERDICTS
+
+    readme = (ROOT / "README.md").read_text()
+    for name in [*FORMS, *VERDICTS, *SEVERITIES, *RULES]:
+        assert f"| `{name}` |" in readme, name
+
+
+def test_readme_main_command_runs_scan_on_samples():
+    readme = (ROOT / "README.md").read_text()
+    assert "logforensics scan samples/ --site samples/site-ims55.toml" in readme
