@@ -42,7 +42,7 @@ import functools
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -59,8 +59,8 @@ FORMS: dict[str, str] = {
                     "Exchange 5.5 IMS before SP4 could relay despite its routing restrictions.",
     "imcea-encapsulated": "An IMCEA<type>-<encoded>@domain address; type SMTP at a local domain is the "
                           "MS99-027 relay, other types (EX, X400, FAX, MS...) are local mailboxes.",
-    "quoted-route": "A quoted local part hiding routing characters (@ % !) that a dequoting MTA acts on, "
-                    "as in \"user@remote\" or \"user@remote\"@local.",
+    "quoted-route": "A quoted (or backslash-escaped) local part hiding routing characters (@ % !) that a "
+                    "dequoting MTA acts on, as in \"user@remote\" or \"user@remote\"@local.",
     "percent-hack": "user%remote@local: the local domain is stripped and the rightmost % becomes @.",
     "double-at": "user@remote@local: several @, the local domain is stripped and the rest routed "
                  "(Postfix before 3.5 logged \"user@remote\"@local this way).",
@@ -267,134 +267,153 @@ def _is_local(locality: Locality, domain: str) -> bool:
     return locality.is_local_domain(domain)
 
 
+@dataclass
+class _Trace:
+    """What resolution found out, for the form and the explanation."""
+
+    tricks: dict[str, None] = field(default_factory=dict)  # an ordered set
+    notes: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    imcea_type: str | None = None
+    imcea_decoded: str | None = None
+    imcea_applied: bool = False
+    mailbox_type: str | None = None  # set when resolution ends at a non-SMTP IMCEA mailbox
+
+
 def _resolve(address: str, split: _Split, locality: Locality) -> AddressClass:
     if split.null:
         return AddressClass(address, "plain", None, None, False, None, None,
                             "Null path <>: no recipient (the null sender of bounces and notifications).")
     local, quoted_text, unquoted_text = _dequote(split.local_part)
-    tricks: dict[str, None] = {}  # ordered set
-    notes: list[str] = []
-    steps: list[str] = []
+    trace = _Trace()
+    _note_syntax(trace, split, local, quoted_text, unquoted_text, locality)
+    addr, local_domain, remote_domain = _route(trace, local + "".join("@" + d for d in split.domains),
+                                               locality)
+    final_domain = remote_domain if remote_domain is not None else local_domain
+    effective = _externalize(addr, final_domain)
+    effective_domain = _normalize_domain(final_domain) if final_domain is not None else None
+    if effective_domain is not None and _is_ip_domain(effective_domain):
+        trace.tricks["ip-literal"] = None
+    external = remote_domain is not None
+    form = next((f for f in FORM_PRECEDENCE if f in trace.tricks), "plain")
+    explanation = _explain(trace, form, effective, final_domain, external, locality)
+    return AddressClass(address, form, effective, effective_domain, external, trace.imcea_type,
+                        trace.imcea_decoded, explanation)
 
-    imcea_type: str | None = None
-    imcea_decoded: str | None = None
+
+def _note_syntax(trace: _Trace, split: _Split, local: str, quoted_text: str, unquoted_text: str,
+                 locality: Locality) -> None:
+    """Record the tricks the address shows as written, whether or not they take effect here."""
     if quoted := _IMCEA_QUOTED_RE.fullmatch(local):
-        tricks["imcea-quoted"] = None
+        trace.tricks["imcea-quoted"] = None
         # Unquoted (as Postfix before 3.5 logged it), the inner address runs up to the last @.
         inner = _IMCEA_QUOTED_RE.fullmatch(local + "".join("@" + d for d in split.domains[:-1]))
-        imcea_decoded = inner["imcea_inner"].strip() if inner else quoted["imcea_inner"].strip()
+        trace.imcea_decoded = (inner or quoted)["imcea_inner"].strip()
         if '"' not in split.local_part:
-            notes.append("the quotes are missing, as Postfix before 3.5 logged it")
+            trace.notes.append("the quotes are missing, as Postfix before 3.5 logged it")
     elif encapsulated := grammar.imcea_split(local):
-        tricks["imcea-encapsulated"] = None
-        imcea_type = encapsulated[0]
-        imcea_decoded = grammar.imcea_unescape(encapsulated[1])
+        trace.tricks["imcea-encapsulated"] = None
+        trace.imcea_type = encapsulated[0]
+        trace.imcea_decoded = grammar.imcea_unescape(encapsulated[1])
     elif _IMCEA_LIKE_RE.match(local):
-        notes.append("the local part starts with IMCEA but is not valid IMCEA encoding")
-    if (quoted or imcea_type) and not local.lstrip().startswith("IMCEA"):
-        notes.append("the IMCEA prefix is not upper case, which Exchange 5.5 did not recognise (KB Q271575)")
+        trace.notes.append("the local part starts with IMCEA but is not valid IMCEA encoding")
+    if (quoted or trace.imcea_type) and not local.lstrip().startswith("IMCEA"):
+        trace.notes.append("the IMCEA prefix is not upper case, which Exchange 5.5 did not recognise "
+                           "(KB Q271575)")
     if any(op in quoted_text for op in "@%!"):
-        tricks["quoted-route"] = None
+        trace.tricks["quoted-route"] = None
     if split.route:
-        tricks["source-route"] = None
+        trace.tricks["source-route"] = None
         first_hop = split.route[0]
         if not _is_local(locality, first_hop):
-            notes.append(f"the first route hop {first_hop} is outside the site, where an MTA that follows "
-                         "routes would send it")
-        steps.append(f"dropped the source route @{',@'.join(split.route)}:")
+            trace.notes.append(f"the first route hop {first_hop} is outside the site, where an MTA that "
+                               "follows routes would send it")
+        trace.steps.append(f"dropped the source route @{',@'.join(split.route)}:")
     if len(split.domains) > 1:
-        tricks["double-at"] = None
+        trace.tricks["double-at"] = None
     if "%" in unquoted_text:
-        tricks["percent-hack"] = None
+        trace.tricks["percent-hack"] = None
     if "!" in unquoted_text:
-        tricks["bang-path"] = None
+        trace.tricks["bang-path"] = None
 
-    addr = local + "".join("@" + d for d in split.domains)
-    saved_domain: str | None = None
-    remote_domain: str | None = None
-    mailbox_type: str | None = None
-    imcea_applied = False
-    for _ in range(len(addr) + 10):
+
+def _route(trace: _Trace, addr: str, locality: Locality) -> tuple[str, str | None, str | None]:
+    """The resolver loop on an internal (unquoted) address.
+
+    Returns:
+        ``(local part left, last local domain stripped or None, remote destination domain or None)``.
+    """
+    local_domain: str | None = None
+    for _ in range(len(addr) + 10):  # every step shortens the text or removes an operator
         addr = addr.strip()
-        if addr.startswith("@") and ":" in addr:
+        if addr.startswith("@") and ":" in addr:  # a source route uncovered by decoding
             hops, _, addr = addr.partition(":")
-            tricks["source-route"] = None
-            steps.append(f"dropped the source route {hops}:")
+            trace.tricks["source-route"] = None
+            trace.steps.append(f"dropped the source route {hops}:")
             continue
         addr = addr.rstrip("@")
         at = addr.rfind("@")
         if at >= 0:
             domain = addr[at + 1:].strip()
             if not _is_local(locality, domain):
-                remote_domain = domain
-                addr = addr[:at]
-                break
+                return addr[:at], local_domain, domain
             addr = addr[:at]
-            saved_domain = domain
-            steps.append(f"stripped the local domain {domain}")
+            local_domain = domain
+            trace.steps.append(f"stripped the local domain {domain}")
         if quoted_inner := _IMCEA_QUOTED_RE.fullmatch(addr):
-            tricks["imcea-quoted"] = None
-            imcea_applied = True
+            trace.tricks["imcea-quoted"] = None
+            trace.imcea_applied = True
             addr = quoted_inner["imcea_inner"].strip()
-            if imcea_decoded is None:
-                imcea_decoded = addr
-            steps.append(f"took the address after IMCEA, {addr}")
+            if trace.imcea_decoded is None:
+                trace.imcea_decoded = addr
+            trace.steps.append(f"took the address after IMCEA, {addr}")
             continue
         if encapsulated := grammar.imcea_split(addr):
-            tricks["imcea-encapsulated"] = None
-            imcea_applied = True
+            trace.tricks["imcea-encapsulated"] = None
+            trace.imcea_applied = True
             decoded = grammar.imcea_unescape(encapsulated[1])
-            if imcea_type is None:
-                imcea_type, imcea_decoded = encapsulated[0], decoded
+            if trace.imcea_type is None:
+                trace.imcea_type, trace.imcea_decoded = encapsulated[0], decoded
             if encapsulated[0] == "SMTP" and decoded.strip():
-                steps.append(f"de-encapsulated {addr} to {decoded}")
+                trace.steps.append(f"de-encapsulated {addr} to {decoded}")
                 addr = decoded
                 continue
-            mailbox_type = encapsulated[0]
+            trace.mailbox_type = encapsulated[0]
             break
         if "@" in addr:
             continue
-        if "!" in addr:
+        if "!" in addr:  # Postfix swap_bangpath: the first ! splits site from user
             site, _, user = addr.partition("!")
-            steps.append(f"swapped the bang path {addr} to {user}@{site}")
+            trace.steps.append(f"swapped the bang path {addr} to {user}@{site}")
             addr = f"{user}@{site}"
-            tricks["bang-path"] = None
+            trace.tricks["bang-path"] = None
             continue
-        if "%" in addr:
+        if "%" in addr:  # percent hack: the rightmost % becomes @
             cut = addr.rfind("%")
             routed = addr[:cut] + "@" + addr[cut + 1:]
-            steps.append(f"turned the percent hack {addr} into {routed}")
+            trace.steps.append(f"turned the percent hack {addr} into {routed}")
             addr = routed
-            tricks["percent-hack"] = None
+            trace.tricks["percent-hack"] = None
             continue
         break
-
-    final_domain = remote_domain if remote_domain is not None else saved_domain
-    effective = _externalize(addr, final_domain)
-    effective_domain = _normalize_domain(final_domain) if final_domain is not None else None
-    if effective_domain is not None and _is_ip_domain(effective_domain):
-        tricks["ip-literal"] = None
-    external = remote_domain is not None
-    form = next((f for f in FORM_PRECEDENCE if f in tricks), "plain")
-
-    explanation = _explain(form, tricks, imcea_type, steps, notes, effective, final_domain, external,
-                           mailbox_type, imcea_decoded, imcea_applied, locality)
-    return AddressClass(address, form, effective, effective_domain, external, imcea_type, imcea_decoded,
-                        explanation)
+    return addr, local_domain, None
 
 
 def _dequote(local_part: str) -> tuple[str, str, str]:
-    """The internal (unquoted) local part, plus the text that was inside and outside quotes."""
+    """The internal (unquoted) local part, plus the text that was quoted (or escaped) and the rest."""
     internal: list[str] = []
     inside: list[str] = []
     outside: list[str] = []
     for match in _LOCAL_TOKEN_RE.finditer(local_part):
-        if match["quoted"] is not None:
-            text = _BACKSLASH_RE.sub(r"\1", match["quoted"])
+        if match["plain"] is not None:
+            text = match["plain"]
+            outside.append(text)
+        elif match["escaped"] is not None:  # a backslash-escaped character (RFC 821 quoted-pair)
+            text = match["escaped"]
             inside.append(text)
         else:
-            text = match["escaped"] if match["escaped"] is not None else match["plain"]
-            outside.append(text)
+            text = _BACKSLASH_RE.sub(r"\1", match["quoted"])
+            inside.append(text)
         internal.append(text)
     return "".join(internal), "".join(inside), "".join(outside)
 
@@ -410,6 +429,7 @@ def _normalize_domain(domain: str) -> str:
     return domain.strip().rstrip(".").lower()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _is_ip_domain(domain: str) -> bool:
     """True for an IP literal ``[..]`` or a bare IP address used as a domain."""
     if domain.startswith("[") and domain.endswith("]"):
@@ -421,30 +441,29 @@ def _is_ip_domain(domain: str) -> bool:
     return True
 
 
-def _explain(form: str, tricks: dict[str, None], imcea_type: str | None, steps: list[str],
-             notes: list[str], effective: str, final_domain: str | None, external: bool,
-             mailbox_type: str | None, imcea_decoded: str | None, imcea_applied: bool,
+def _explain(trace: _Trace, form: str, effective: str, final_domain: str | None, external: bool,
              locality: Locality) -> str:
     """One sentence: what the form is, how it resolves, and where the mail would go."""
-    if form == "imcea-encapsulated" and imcea_type == "SMTP":
+    if form == "imcea-encapsulated" and trace.imcea_type == "SMTP":
         lead = "MS99-027 (KB Q237927) form: IMCEASMTP encapsulated SMTP address"
     elif form == "imcea-encapsulated":
-        lead = f"IMCEA{imcea_type} encapsulated {_IMCEA_KINDS.get(imcea_type or '', 'non-SMTP')} address"
+        kind = _IMCEA_KINDS.get(trace.imcea_type or "", "non-SMTP")
+        lead = f"IMCEA{trace.imcea_type} encapsulated {kind} address"
     else:
         lead = _LEADS[form]
     parts = [lead]
-    others = [_TRICK_WORDS[t] for t in tricks if t != form
+    others = [_TRICK_WORDS[t] for t in trace.tricks if t != form
               and not (form == "imcea-quoted" and t in ("quoted-route", "double-at"))]
     if others:
         parts.append("combined with " + " and ".join(others))
-    parts.extend(notes)
+    parts.extend(trace.notes)
     if form not in ("plain", "ip-literal"):
-        parts.extend(steps)
-    if mailbox_type is not None:
-        kind = _IMCEA_KINDS.get(mailbox_type, f"type {mailbox_type}")
-        parts.append(f"decodes to the {kind} address {imcea_decoded!r} of a local mailbox, not a relay")
+        parts.extend(trace.steps)
+    if trace.mailbox_type is not None:
+        kind = _IMCEA_KINDS.get(trace.mailbox_type, f"type {trace.mailbox_type}")
+        parts.append(f"decodes to the {kind} address {trace.imcea_decoded!r} of a local mailbox, not a relay")
     elif external:
-        if form.startswith("imcea") and not imcea_applied:
+        if form.startswith("imcea") and not trace.imcea_applied:
             parts.append(f"the outer domain {final_domain} is not local, so no server here would "
                          "de-encapsulate it")
         parts.append(f"mail would go to {effective}, outside the site")

@@ -42,10 +42,8 @@ def group_incidents(findings: pl.DataFrame, gap: timedelta = DEFAULT_GAP) -> tup
     order = f.group_by("grp").agg(pl.col("time").min().alias("start")).sort("start", "grp")
     ids = {g: f"INC-{i + 1:04d}" for i, g in enumerate(order["grp"].to_list())}
     f = f.with_columns(pl.col("grp").replace_strict(ids, return_dtype=pl.String).alias("incident"))
-    rows = []
-    for inc_id in ids.values():
-        part = f.filter(pl.col("incident") == inc_id)
-        rows.append(_incident(inc_id, part))
+    parts = f.partition_by("incident", as_dict=True)
+    rows = [_incident(inc_id, parts[(inc_id,)]) for inc_id in ids.values()]
     incidents = pl.DataFrame(rows, schema=INCIDENT_SCHEMA, orient="row").sort("first_seen")
     return f.drop("client_key", "grp").sort("time", "id"), incidents
 
