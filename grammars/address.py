@@ -73,6 +73,11 @@ _UNQUOTED_CHAR = r'[^\s"<>@,:;\[\]()\\\x00-\x1f\x7f]'
 # A domain name character: as above, and not a routing operator either.
 _DOMAIN_CHAR = r'[^\s"<>@,:;\[\]()\\%!\x00-\x1f\x7f]'
 _QUOTED_STRING = r'"(?:[^"\\]|\\.)*"'
+# A local part as RFC 822 words, loosely: quoted strings, unquoted characters and backslash escapes.
+_LOCAL_WORD = r"(?:" + _QUOTED_STRING + "|" + _UNQUOTED_CHAR + r"|\\.)+"
+# Not the start of an IMCEA form (those have their own alternatives).
+_NOT_IMCEA = r'(?!"?\s*[Ii][Mm][Cc][Ee][Aa])'
+_IP_LITERAL = r"\[(?:[Ii][Pp][Vv]6:[0-9A-Fa-f:.]+|[0-9]{1,3}(?:\.[0-9]{1,3}){3})\]"
 # Every local-part alternative must check what follows it. pyparsing's ordered choice never backtracks
 # into the next alternative once one has matched, so an alternative that matched a prefix would make
 # the whole path fail (see the performance notes: "put the terminator inside each alternative").
@@ -92,19 +97,25 @@ _IMCEA_PREFIX_RE = re.compile(r"[Ii][Mm][Cc][Ee][Aa](?P<type>[A-Za-z0-9]+)-", re
 _IMCEA_ESCAPES_RE = re.compile(r"(?:\+[0-9A-Fa-f]{2})+", re.ASCII)
 
 
-def make_smtp_path() -> pp.ParserElement:
+def make_smtp_path(*, with_common_path: bool = True) -> pp.ParserElement:
     """Build a fresh SMTP path grammar (a factory, so tests and diagrams get their own copy).
+
+    The first alternative, ``common_path``, is one regex for the everyday shape (an optional bracket
+    pair around ``local@domain`` or a bare ``local``, no route, no IMCEA prefix); it is most of a real
+    log and costs one regex call. Everything else goes through the general alternatives, which accept
+    the common shapes too, with the same results.
+
+    Args:
+        with_common_path: Leave out the ``common_path`` shortcut when False (for differential tests).
 
     Returns:
         The top element; it must match the whole text (it ends with ``StringEnd``).
     """
     at = pp.Suppress("@")
 
-    ip_literal = pp.Regex(
-        r"\[(?:[Ii][Pp][Vv]6:[0-9A-Fa-f:.]+|[0-9]{1,3}(?:\.[0-9]{1,3}){3})\]"
-    ).set_name("ip_literal")
+    ip_literal = pp.Regex(_IP_LITERAL).set_name("ip_literal")
     host_name = pp.Regex(_DOMAIN_CHAR + "+").set_name("host_name")
-    domain = (ip_literal | host_name).set_name("domain")
+    domain = (host_name | ip_literal).set_name("domain")
 
     route = (
         pp.Group(at + domain + pp.ZeroOrMore(pp.Suppress(",") + at + domain))("route")
@@ -119,19 +130,41 @@ def make_smtp_path() -> pp.ParserElement:
         r"(?P<imcea_prefix>[Ii][Mm][Cc][Ee][Aa])[ \t]+(?P<imcea_inner>" + _UNQUOTED_CHAR + "+)" + _LOCAL_END
     ).set_name("imcea_unquoted")
     imcea_encapsulated = pp.Regex(IMCEA_ENCAPSULATED_PATTERN + _LOCAL_END).set_name("imcea_encapsulated")
-    plain_local = pp.Regex(
-        r"(?:" + _QUOTED_STRING + "|" + _UNQUOTED_CHAR + r"|\\.)+" + _LOCAL_END
-    ).set_name("local_word")
-    local_part = (imcea_quoted | imcea_unquoted | imcea_encapsulated | plain_local)("local_part")
-    local_part.set_name("local_part")
+    local_word = pp.Regex(_NOT_IMCEA + _LOCAL_WORD + _LOCAL_END).set_name("local_word")
+    # Starts like IMCEA but is none of the IMCEA forms: still an ordinary local part.
+    imcea_like_word = pp.Regex(_LOCAL_WORD + _LOCAL_END).set_name("imcea_like_word")
+    local_part = (local_word | imcea_quoted | imcea_unquoted | imcea_encapsulated | imcea_like_word)
+    local_part = local_part("local_part").set_name("local_part")
 
     mailbox = (local_part + pp.ZeroOrMore(at + domain("domains*"))).set_name("mailbox")
     mailbox.add_parse_action(_set_last_domain)
     address = (pp.Opt(route) + mailbox).set_name("address")
 
+    common_path = pp.Regex(
+        r"(?P<open><\s*)?" + _NOT_IMCEA + r"(?P<local_part>" + _LOCAL_WORD + r")"
+        r"(?:\s*@\s*(?P<domain>" + _IP_LITERAL + "|" + _DOMAIN_CHAR + r"+))?"
+        r"\s*(?(open)>)(?=\s*\Z)"
+    ).set_name("common_path")
+    common_path.add_parse_action(_common_path_tokens)
     null_path = pp.Regex(r"<\s*>")("null_path").set_name("null_path")
     bracketed = (pp.Suppress("<") + address + pp.Suppress(">")).set_name("bracketed_path")
-    return ((null_path | bracketed | address) + pp.StringEnd()).set_name("smtp_path")
+    alternatives = [common_path] if with_common_path else []
+    top = pp.MatchFirst([*alternatives, null_path, bracketed, address]) + pp.StringEnd()
+    # Keep tabs: pyparsing would otherwise expand them to spaces, changing quoted local parts.
+    return top.parse_with_tabs().set_name("smtp_path")
+
+
+def _common_path_tokens(tokens: pp.ParseResults) -> None:
+    """Give ``common_path`` the same tokens and names as the general alternatives."""
+    local_part, domain = tokens["local_part"], tokens["domain"]
+    del tokens["open"]
+    del tokens[0]
+    tokens.append(local_part)
+    if domain is None:
+        del tokens["domain"]
+    else:
+        tokens.append(domain)
+        tokens["domains"] = [domain]
 
 
 def _set_last_domain(tokens: pp.ParseResults) -> None:
@@ -158,7 +191,7 @@ def parse_path(text: str) -> pp.ParseResults:
     """
     if len(text) > MAX_PATH_CHARS:
         raise pp.ParseException(text[:80], 0, f"longer than {MAX_PATH_CHARS} characters")
-    return smtp_path.parse_string(text, parse_all=True)
+    return smtp_path.parse_string(text)  # the grammar ends with StringEnd: parse_all is implied
 
 
 def imcea_encode(address_type: str, address: str) -> str:

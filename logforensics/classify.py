@@ -27,7 +27,8 @@ remaining tricks are ordered from the most to the least explicit routing syntax.
 Special cases: the null path ``<>`` (and empty text, as logs write ``from=<>`` or ``from=``) is form
 ``plain`` with no effective recipient and ``external`` False: it is the null sender of bounces, not a
 destination. Text that does not parse, or is longer than ``grammars.address.MAX_PATH_CHARS``, is form
-``unparseable``; the raw text is kept and nothing raises.
+``unparseable``; the raw text is kept and nothing raises. ``ip-literal`` also covers a bare IP address
+used as a domain (``user@192.0.2.1``, which RFC 5321 does not allow).
 
 References:
     * Postfix ``src/trivial-rewrite/resolve.c`` and ``rewrite.c``; ``postconf(5)``:
@@ -262,8 +263,15 @@ def _split_with_grammar(text: str) -> _Split:
 # Resolution ---------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _is_local(locality: Locality, domain: str) -> bool:
+    try:
+        return _is_local_cached(locality, domain)
+    except TypeError:  # a Locality built with lists instead of tuples is not hashable
+        return locality.is_local_domain(domain)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _is_local_cached(locality: Locality, domain: str) -> bool:
     return locality.is_local_domain(domain)
 
 

@@ -39,7 +39,8 @@ PARSES = [
      {"local_part": '"john smith"', "domains": ["example.com"], "domain": "example.com"}),
     ('"john \\"jj\\" smith"@example.com',
      {"local_part": '"john \\"jj\\" smith"', "domains": ["example.com"], "domain": "example.com"}),
-    ('"a@b%c!d"@example.com', {"local_part": '"a@b%c!d"', "domains": ["example.com"], "domain": "example.com"}),
+    ('"a@b%c!d"@example.com',
+     {"local_part": '"a@b%c!d"', "domains": ["example.com"], "domain": "example.com"}),
     ('"relaytest@nmap.scanme.org"', {"local_part": '"relaytest@nmap.scanme.org"'}),
     ('"user@remote" @local.example',
      {"local_part": '"user@remote"', "domains": ["local.example"], "domain": "local.example"}),
@@ -80,7 +81,8 @@ PARSES = [
      {"imcea_prefix": "IMCEA", "imcea_inner": "user", "local_part": "IMCEA user",
       "domains": ["domain2.com", "localdomain1.com"], "domain": "localdomain1.com"}),
     # Not valid IMCEA encoding ('#'): falls back to an ordinary local part instead of failing.
-    ("IMCEASMTP-a#b@c.example", {"local_part": "IMCEASMTP-a#b", "domains": ["c.example"], "domain": "c.example"}),
+    ("IMCEASMTP-a#b@c.example",
+     {"local_part": "IMCEASMTP-a#b", "domains": ["c.example"], "domain": "c.example"}),
     ("IMCEASMTP-swadmin+40corporate+2Ecom@*",
      {"imcea_prefix": "IMCEA", "imcea_type": "SMTP", "imcea_encoded": "swadmin+40corporate+2Ecom",
       "local_part": "IMCEASMTP-swadmin+40corporate+2Ecom", "domains": ["*"], "domain": "*"}),
@@ -263,3 +265,33 @@ def test_write_diagrams(tmp_path: Path) -> None:
     assert written == [tmp_path / f"{name}.html" for name in GRAMMARS]
     html = written[0].read_text(encoding="utf-8")
     assert "imcea_quoted" in html and "source_route" in html
+
+
+# The common_path shortcut must give exactly what the general alternatives give ------------------
+
+GENERAL_ONLY = make_smtp_path(with_common_path=False)
+
+
+def parse_or_none(grammar: pp.ParserElement, text: str) -> dict | None:
+    try:
+        return grammar.parse_string(text).as_dict()
+    except pp.ParseException:
+        return None
+
+
+@pytest.mark.parametrize("text", [text for text, _ in PARSES] + FAILS)
+def test_common_path_agrees_with_general_grammar_on_the_tables(text: str) -> None:
+    assert parse_or_none(smtp_path, text) == parse_or_none(GENERAL_ONLY, text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(ADDRESSY, st.builds("{}{}@{}{}".format, st.sampled_from(["", "<", "< "]), ADDRESSY,
+                                     ADDRESSY, st.sampled_from(["", ">", " >"]))))
+def test_common_path_agrees_with_general_grammar(text: str) -> None:
+    assert parse_or_none(smtp_path, text) == parse_or_none(GENERAL_ONLY, text)
+
+
+def test_tabs_are_kept() -> None:
+    # pyparsing expands tabs by default, which would change a quoted local part.
+    assert parse_path('"a\tb"@example.com')["local_part"] == '"a\tb"'
+    assert parse_path("<\tuser@example.com\t>")["local_part"] == "user"

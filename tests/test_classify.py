@@ -118,7 +118,8 @@ def test_metasploit_and_classic_testers(address: str, form: str, effective: str 
 
 
 # Exchange 5.5 IMCEA relay bugs. The site hosts localdomain1.com (the KB's names).
-EXCH = Locality(local_domains=("localdomain1.com", "local.example"), server_names=("exch01.localdomain1.com",),
+EXCH = Locality(local_domains=("localdomain1.com", "local.example"),
+                server_names=("exch01.localdomain1.com",),
                 server_ips=("192.0.2.30",))
 
 # KB Q264330: (address) -> imcea-quoted, user@domain2.com, external
@@ -230,6 +231,7 @@ ODDITIES = [
     ('"john \\"jj\\" smith"@acme.example', "plain", '"john \\"jj\\" smith"@acme.example', False),
     ('"john"@acme.example', "plain", "john@acme.example", False),
     ('"evil\\"@victim.example"@acme.example', "quoted-route", '"evil\\""@victim.example', True),
+    ("evil\\@victim.example@acme.example", "quoted-route", "evil@victim.example", True),  # escaped @
     ("user@[IPv6:2001:db8::25]", "ip-literal", "user@[IPv6:2001:db8::25]", True),
     ("user@[IPv6:::1]", "ip-literal", "user@[IPv6:::1]", False),  # loopback
     ("user@[127.0.0.1]", "ip-literal", "user@[127.0.0.1]", False),
@@ -266,7 +268,8 @@ ENCAPSULATED_RELAYTEST = imcea_encode("SMTP", RELAYTEST)
 PRECEDENCE = [
     (f'"IMCEA {ENCAPSULATED_RELAYTEST}@acme.example"@acme.example', "imcea-quoted", "imcea-encapsulated",
      RELAYTEST),
-    (f'"{ENCAPSULATED_RELAYTEST}@acme.example"@acme.example', "imcea-encapsulated", "quoted-route", RELAYTEST),
+    (f'"{ENCAPSULATED_RELAYTEST}@acme.example"@acme.example', "imcea-encapsulated", "quoted-route",
+     RELAYTEST),
     ('@acme.example:"relaytest@nmap.scanme.org"@acme.example', "quoted-route", "source-route", RELAYTEST),
     ("@acme.example:relaytest@nmap.scanme.org@acme.example", "source-route", "double-at", RELAYTEST),
     ("relaytest%nmap.scanme.org@acme.example@acme.example", "double-at", "percent-hack", RELAYTEST),
@@ -394,7 +397,8 @@ DOMAIN = st.one_of(
 LOCAL = st.one_of(
     st.from_regex(r"[A-Za-z0-9._+=#&'*/{}|~?^`$-]{1,16}", fullmatch=True),
     st.text(alphabet=LOCAL_CHARS, min_size=1, max_size=16),
-    st.text(alphabet=LOCAL_CHARS, max_size=12).map(lambda s: '"' + s.replace("\\", "").replace('"', "") + '"'),
+    st.text(alphabet=LOCAL_CHARS, max_size=12).map(
+        lambda s: '"' + s.replace("\\", "").replace('"', "") + '"'),
     st.builds(imcea_encode, st.sampled_from(["SMTP", "EX", "smtp", "FAX"]), st.text(max_size=12)),
 )
 ADDRESS = st.one_of(
@@ -434,3 +438,8 @@ def test_classifier_never_raises(text: str) -> None:
     assert result.address == text
     if result.effective_recipient is None:
         assert result.external is False
+
+
+def test_locality_with_lists_still_works() -> None:
+    loose = Locality(local_domains=["acme.example"], server_names=[SRV], server_ips=[IP])  # type: ignore[arg-type]
+    assert classify_address(f"relaytest%nmap.scanme.org@[{IP}]", loose).effective_recipient == RELAYTEST

@@ -101,3 +101,17 @@ def test_formats_lists_every_reader():
     result = runner.invoke(app, ["formats"])
     assert result.exit_code == 0
     assert "ims55-protocol" in result.output and "ims55-tracking" in result.output
+
+
+def test_classify_command_json():
+    result = runner.invoke(app, ["classify", '"IMCEA user@domain2.com" @localdomain1.com', "jsmith@localdomain1.com",
+                                 "--local-domain", "localdomain1.com", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [d["address"] for d in data] == ['"IMCEA user@domain2.com" @localdomain1.com', "jsmith@localdomain1.com"]
+    assert (data[0]["form"], data[0]["effective_recipient"], data[0]["external"]) == (
+        "imcea-quoted", "user@domain2.com", True)
+    assert (data[1]["form"], data[1]["effective_recipient"], data[1]["external"]) == ("plain", None, False)
+    assert all(d["explanation"] for d in data)
+    table = runner.invoke(app, ["classify", "a%b.com@x.org", "--local-domain", "x.org"])
+    assert table.exit_code == 0 and "percent-hack" in table.output and "a@b.com" in table.output
