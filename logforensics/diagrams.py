@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pyparsing as pp
 
-from grammars import address
+from grammars import address, ims55_protocol, ims55_tracking
 
 #: Every grammar that gets a diagram: name -> factory returning a fresh top element.
 GRAMMARS: dict[str, Callable[[], pp.ParserElement]] = {
     "address": address.make_smtp_path,
+    "ims55-protocol": lambda: ims55_protocol.line,
+    "ims55-tracking": lambda: ims55_tracking.header + pp.ZeroOrMore(pp.LineEnd() + ims55_tracking.recipient_line),
 }
 
 
