@@ -34,7 +34,7 @@ class ScanResult:
                 "id": f["id"], "rule": f["rule"], "form": f["form"], "verdict": f["verdict"],
                 "severity": f["severity"], "time": _iso(f["time"]), "server": f["server"],
                 "client_host": f["client_host"], "client_ip": f["client_ip"],
-                "authenticated": f["authenticated"], "sender": f["sender"], "recipient": f["recipient"],
+                "authenticated": f["authenticated"], "auth_user": f["auth_user"], "sender": f["sender"], "recipient": f["recipient"],
                 "effective_recipient": f["effective_recipient"], "external": f["external"],
                 "explanation": f["explanation"], "probe": f["probe"], "incident": f["incident"],
                 "evidence": f["evidence"],

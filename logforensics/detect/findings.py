@@ -28,7 +28,7 @@ COVER_WINDOW = pl.duration(minutes=10)
 
 FINDING_COLUMNS = [
     "id", "rule", "form", "verdict", "severity", "time", "server", "client_host", "client_ip",
-    "authenticated", "sender", "recipient", "effective_recipient", "external", "explanation", "probe",
+    "authenticated", "auth_user", "sender", "recipient", "effective_recipient", "external", "explanation", "probe",
     "evidence",
 ]
 
@@ -171,7 +171,7 @@ def finding_schema() -> dict[str, pl.DataType]:
     return {
         "id": pl.String, "rule": pl.String, "form": pl.String, "verdict": pl.String, "severity": pl.String,
         "time": pl.Datetime("us", "UTC"), "server": pl.String, "client_host": pl.String,
-        "client_ip": pl.String, "authenticated": pl.Boolean, "sender": pl.String, "recipient": pl.String,
+        "client_ip": pl.String, "authenticated": pl.Boolean, "auth_user": pl.String, "sender": pl.String, "recipient": pl.String,
         "effective_recipient": pl.String, "external": pl.Boolean, "explanation": pl.String, "probe": pl.String,
         "evidence": pl.List(EVIDENCE_STRUCT),
     }
@@ -208,7 +208,7 @@ def _finding(row: dict, site: SiteProfile, sha256: dict[str, str], line_text: Li
     fid = "F-" + hashlib.sha1(f"{row['source']}:{row['line']}".encode(), usedforsecurity=False).hexdigest()[:12]
     return (
         fid, rule.id, row["form"], row["verdict"], verdict_sev, row["ts"], row["server"], row["client_host"],
-        row["client_ip"], row["authenticated"], row["sender"], row["recipient"], row["effective_recipient"],
+        row["client_ip"], row["authenticated"], row["auth_user"], row["sender"], row["recipient"], row["effective_recipient"],
         bool(row["external"]), _explain(row, rule, site), row["probe"], evidence,
     )
 

@@ -25,6 +25,7 @@ from grammars import smtp as smtp_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
 from logforensics.readers.smtp_columns import (
+    auth_user_column,
     command_columns,
     envelope_columns,
     ip_or_null,
@@ -188,6 +189,7 @@ class Ims55ProtocolReader:
             .when(pl.col("arrow").is_null() & pl.col("smtp_event").is_null()).then(pl.lit("note"))
             .otherwise(pl.col("smtp_event").fill_null("command")).alias("event"),
         )
+        df = auth_user_column(df, payload_col="payload", session_col="sid")
         df = pair_replies(df, session_col="sid")
 
         peer_in = pl.col("peer_in").forward_fill().over("sid")

@@ -114,3 +114,36 @@ def pair_replies(df: pl.DataFrame, *, session_col: str = "session") -> pl.DataFr
         pl.when(pl.col("is_reply")).then(pl.col("code")).otherwise(pl.col("paired_code")).alias("reply"),
         pl.col("paired_text").alias("reply_text"),
     )
+
+
+def auth_user_column(df: pl.DataFrame, *, payload_col: str, session_col: str = "session") -> pl.DataFrame:
+    """Add ``auth_user``: the user name decoded from the AUTH exchange, on the row that carries it.
+
+    Decoding runs once per distinct (mechanism, challenge, data) triple, on AUTH rows only.
+    """
+    from logforensics.readers.auth_decode import auth_user
+
+    is_auth_cmd = pl.col("verb") == "AUTH"
+    args = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+([A-Za-z0-9_-]+)(?:[ \t]+([^ \t]+))?", 1)
+    initial = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+[A-Za-z0-9_-]+[ \t]+([^ \t]+)", 1)
+    df = df.with_columns(
+        pl.when(is_auth_cmd).then(args.str.to_uppercase()).when(pl.col("is_connect")).then(pl.lit(""))
+        .otherwise(None).forward_fill().over(session_col).alias("auth_mech"),
+        pl.when(pl.col("is_reply")).then(pl.col("reply_text")).otherwise(None)
+        .forward_fill().shift(1).over(session_col).alias("auth_challenge"),
+    )
+    data = pl.when(is_auth_cmd).then(initial).when(pl.col("smtp_event") == "auth").then(pl.col(payload_col))
+    df = df.with_columns(data.otherwise(None).alias("auth_data"))
+    wanted = df.filter(pl.col("auth_data").is_not_null()).select(
+        "auth_mech", pl.when(pl.col("verb") == "AUTH").then(None).otherwise(pl.col("auth_challenge"))
+        .alias("auth_challenge"), "auth_data").unique()
+    users = {tuple(r): auth_user(*r) for r in wanted.iter_rows()}
+    lookup = pl.DataFrame(
+        [(*k, v) for k, v in users.items()],
+        schema={"auth_mech": pl.String, "auth_challenge": pl.String, "auth_data": pl.String, "auth_user": pl.String},
+        orient="row",
+    )
+    df = df.with_columns(
+        pl.when(pl.col("verb") == "AUTH").then(None).otherwise(pl.col("auth_challenge")).alias("auth_challenge"))
+    return df.join(lookup, on=["auth_mech", "auth_challenge", "auth_data"], how="left", nulls_equal=True,
+                   maintain_order="left")
