@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from logforensics import TOOL_NAME, __version__
 from logforensics.detect.findings import build_findings
 from logforensics.detect.incidents import group_incidents
 from logforensics.detect.infer import infer_site
-from logforensics.detect.rules import severity_rank
+from logforensics.detect.rules import SEVERITIES, severity_rank
 from logforensics.ingest import InputReport, ingest
 from logforensics.site import SiteProfile
 
@@ -40,7 +41,6 @@ class ScanResult:
                 "evidence": f["evidence"],
             })
         incidents = []
-        import json
         for i in self.incidents.iter_rows(named=True):
             incidents.append({**i, "first_seen": _iso(i["first_seen"]), "last_seen": _iso(i["last_seen"]),
                               "verdicts": json.loads(i["verdicts"]), "forms": json.loads(i["forms"])})
@@ -70,8 +70,8 @@ def scan(paths: list[str | Path], site: SiteProfile, *, since: datetime | None =
     if until is not None:
         findings = findings.filter(pl.col("time") <= until)
     floor = severity_rank(min_severity)
-    findings = findings.filter(pl.col("severity").map_elements(severity_rank, return_dtype=pl.Int64) >= floor) \
-        if findings.height else findings
+    ranks = {name: severity_rank(name) for name in SEVERITIES}
+    findings = findings.filter(pl.col("severity").replace_strict(ranks, return_dtype=pl.Int64) >= floor)
     if since is not None or until is not None or floor:
         incidents = incidents.filter(pl.col("id").is_in(findings["incident"].unique().implode()))
     return ScanResult(effective, ingested.inputs, events, findings, incidents)

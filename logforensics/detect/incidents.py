@@ -7,6 +7,7 @@ the victim domains (external effective destinations), the highest severity and t
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 
@@ -49,8 +50,6 @@ def group_incidents(findings: pl.DataFrame, gap: timedelta = DEFAULT_GAP) -> tup
 
 
 def _incident(inc_id: str, part: pl.DataFrame) -> tuple:
-    import json
-
     verdicts = Counter(part["verdict"].to_list())
     forms = Counter(part["form"].to_list())
     severity = max(part["severity"].to_list(), key=severity_rank)

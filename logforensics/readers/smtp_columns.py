@@ -10,6 +10,7 @@ import polars as pl
 
 from grammars import smtp as smtp_grammar
 from grammars.common import anchored
+from logforensics.readers.auth_decode import auth_user
 
 #: SMTP verb -> normalised event name.
 VERB_EVENTS: dict[str, str] = {
@@ -121,8 +122,6 @@ def auth_user_column(df: pl.DataFrame, *, payload_col: str, session_col: str = "
 
     Decoding runs once per distinct (mechanism, challenge, data) triple, on AUTH rows only.
     """
-    from logforensics.readers.auth_decode import auth_user
-
     is_auth_cmd = pl.col("verb") == "AUTH"
     args = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+([A-Za-z0-9_-]+)(?:[ \t]+([^ \t]+))?", 1)
     initial = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+[A-Za-z0-9_-]+[ \t]+([^ \t]+)", 1)
