@@ -35,6 +35,10 @@ app = typer.Typer(
 
 SiteOption = Annotated[Path | None, typer.Option("--site", help="Site profile (TOML).", dir_okay=False)]
 PathsArg = Annotated[list[Path], typer.Argument(help="Log files or folders (searched recursively).")]
+YearOption = Annotated[int | None, typer.Option(
+    "--year", min=1970, max=2100,
+    help="Year of the first line of syslog logs, whose stamps carry none (default: inferred from "
+         "the file's modification time and rotation order; Dec -> Jan advances it).")]
 
 
 def _site(path: Path | None) -> SiteProfile:
@@ -59,10 +63,11 @@ def parse(
     paths: PathsArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Events file: .parquet, .csv or .jsonl.")],
     site: SiteOption = None,
+    year: YearOption = None,
 ) -> None:
     """Read logs into the common event schema and write the events."""
     profile = _site(site)
-    result = ingest(list(paths), profile)
+    result = ingest(list(paths), profile, year=year)
     write_frame(result.events, output)
     _print_inputs(result.inputs)
     print(f"{result.events.height} events from {len(result.inputs)} inputs written to {output}",
@@ -99,6 +104,7 @@ def scan(
     min_severity: Annotated[str, typer.Option(help="Hide findings below this severity.")] = "info",
     fail_on: Annotated[str | None, typer.Option(help="Exit 3 when a finding at or above this "
                                                 "severity exists.")] = None,
+    year: YearOption = None,
 ) -> None:
     """Find relay abuse: classify every inbound recipient, decide verdicts, group incidents."""
     _severity(min_severity, "--min-severity")
@@ -109,7 +115,7 @@ def scan(
     if fmt == "parquet" and output is None:
         raise LogForensicsError("--format parquet needs --output FILE")
     result = run_scan(list(paths), _site(site), since=_when(since, "--since"), until=_when(until, "--until"),
-                      min_severity=min_severity)
+                      min_severity=min_severity, year=year)
     _print_inputs(result.inputs)
     write_scan(result, fmt, output)
     if fail_on and result.findings.height and any(

@@ -13,6 +13,8 @@ import polars as pl
 
 from logforensics.errors import LogForensicsError
 from logforensics.readers import READERS, SNIFF_LINES, ReadContext, sniff_format
+from logforensics.readers.syslog import YearHint
+from logforensics.rotation import newest_first, rotation_key
 from logforensics.schema import empty_events
 from logforensics.site import SiteProfile
 from logforensics.sources import Source, decode_text, iter_input_files, read_source
@@ -36,13 +38,16 @@ class InputReport:
     skipped_lines: int = 0
     warnings: list[str] = field(default_factory=list)
     status: str = "ok"
+    mtime: float | None = None
+    #: (year, month) of the first dated line, for year-less formats (not part of the report).
+    first_month: tuple[int, int] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "path": self.path, "sha256": self.sha256, "bytes": self.bytes, "format": self.format,
             "encoding": self.encoding, "compression": self.compression, "lines": self.lines,
             "events": self.events, "skipped_lines": self.skipped_lines, "warnings": self.warnings,
-            "status": self.status,
+            "status": self.status, "mtime": self.mtime,
         }
 
 
@@ -82,11 +87,14 @@ def server_from_path(path: str) -> str | None:
     return None
 
 
-def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
-             ) -> tuple[pl.DataFrame, InputReport, pl.Series]:
-    """Decode, sniff and read one source into events; also returns its physical lines."""
+def read_one(source: Source, site: SiteProfile, forced_format: str | None = None,
+             year_hint: YearHint | None = None) -> tuple[pl.DataFrame, InputReport, pl.Series]:
+    """Decode, sniff and read one source into events; also returns its physical lines.
+
+    ``report.first_month`` is set for year-less formats (the anchor for the next older rotation).
+    """
     report = InputReport(source.path, source.sha256, source.size, None, compression=source.compression,
-                         warnings=list(source.warnings))
+                         warnings=list(source.warnings), mtime=source.mtime)
     text, encoding = decode_text(source.data)
     report.encoding = encoding
     if encoding not in ("utf-8", "utf-8-sig"):
@@ -103,7 +111,9 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
             report.warnings.append(f"{source.path}: not a recognised log format; skipped")
         return empty_events(), report, lines
     server = server_from_path(source.path) or (site.server_names[0] if site.server_names else None)
-    result = READERS[fmt]().read(lines, ReadContext(source.path, site, server))
+    hint = year_hint or YearHint.from_mtime(source.mtime)
+    result = READERS[fmt]().read(lines, ReadContext(source.path, site, server, hint))
+    report.first_month = result.first_month
     report.events = result.events.height
     report.skipped_lines = result.skipped
     report.warnings += result.warnings
@@ -114,31 +124,65 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
 
 
 def iter_sources(paths: list[str | Path]) -> Iterator[Source | InputReport]:
-    """Sources for every input file; an unreadable file yields a failed :class:`InputReport`."""
-    for path in iter_input_files(paths):
+    """Sources for every input file; an unreadable file yields a failed :class:`InputReport`.
+
+    Within each rotation group newer files come first (``mail.log`` before ``mail.log.1``), so
+    that each older file's year can be anchored on the newer one.
+    """
+    files = newest_first([str(p) for p in iter_input_files(paths)])
+    for path in files:
         try:
-            yield from read_source(path)
+            members = read_source(path)
         except LogForensicsError as exc:
             yield InputReport(str(path), "", 0, None, warnings=[str(exc)], status="unreadable")
+            continue
+        order = newest_first([m.path for m in members])
+        yield from sorted(members, key=lambda m: order.index(m.path))
 
 
-def ingest(paths: list[str | Path], site: SiteProfile, *, keep_lines: bool = False) -> IngestResult:
-    """Read every input under ``paths`` into one events frame, in input order.
+class YearAnchors:
+    """Year hints for year-less logs: ``--year``, else the next newer rotated file, else the mtime."""
+
+    def __init__(self, year: int | None = None) -> None:
+        self.year = year
+        self._newer: dict[str, tuple[tuple[int, int], str]] = {}
+
+    def hint(self, source: Source) -> YearHint:
+        if self.year is not None:
+            return YearHint(start_year=self.year)
+        newer = self._newer.get(rotation_key(source.path).group)
+        if newer is not None:
+            return YearHint(end_at=newer[0], end_source=f"rotation order (older than {newer[1]})")
+        return YearHint.from_mtime(source.mtime)
+
+    def record(self, report: InputReport) -> None:
+        if report.first_month is not None:
+            self._newer[rotation_key(report.path).group] = (report.first_month, report.path)
+
+
+def ingest(paths: list[str | Path], site: SiteProfile, *, keep_lines: bool = False,
+           year: int | None = None) -> IngestResult:
+    """Read every input under ``paths`` into one events frame.
 
     With ``keep_lines`` the physical lines of each recognised input are kept, to quote evidence.
+    ``year`` is the year of the first line of year-less (syslog) logs; by default it is inferred.
+    Inputs are reported in path order.
     """
     frames: list[pl.DataFrame] = []
     reports: list[InputReport] = []
     kept: dict[str, pl.Series] = {}
+    anchors = YearAnchors(year)
     for item in iter_sources(paths):
         if isinstance(item, InputReport):
             reports.append(item)
             continue
-        events, report, lines = read_one(item, site)
+        events, report, lines = read_one(item, site, year_hint=anchors.hint(item))
+        anchors.record(report)
         reports.append(report)
         if keep_lines and report.format:
             kept[report.path] = lines
         if events.height:
             frames.append(events)
     events = pl.concat(frames, how="vertical") if frames else empty_events()
+    reports.sort(key=lambda r: r.path)
     return IngestResult(events, reports, kept)

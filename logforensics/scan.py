@@ -58,9 +58,9 @@ def _iso(ts: datetime | None) -> str | None:
 
 
 def scan(paths: list[str | Path], site: SiteProfile, *, since: datetime | None = None,
-         until: datetime | None = None, min_severity: str = "info") -> ScanResult:
-    """Run the whole analysis on these paths."""
-    ingested = ingest(paths, site, keep_lines=True)
+         until: datetime | None = None, min_severity: str = "info", year: int | None = None) -> ScanResult:
+    """Run the whole analysis on these paths (``year``: see :func:`ingest`)."""
+    ingested = ingest(paths, site, keep_lines=True, year=year)
     events, effective = infer_site(ingested.events, site)
     sha = {r.path: r.sha256 for r in ingested.inputs}
     findings = build_findings(events, effective, sha, ingested.line_text)

@@ -20,9 +20,11 @@ EVENT_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "session": (pl.String(), "SMTP session key, unique within a run (`source#Lstart-line`); null for "
                              "formats without sessions"),
     "message": (pl.String(), "queue id or tracking message id"),
-    "direction": (pl.String(), "`in` when the server received this mail/session, `out` when it sent it"),
+    "direction": (pl.String(), "`in` when the server received this mail/session, `out` when it sent it "
+                               "to another host, `local` for a delivery on the server itself"),
     "event": (pl.String(), "normalised event: connect, helo, auth, mail, rcpt, data, rset, quit, "
-                           "starttls, command, reply, note, tracking"),
+                           "starttls, command, reply, note, tracking (protocol and tracking logs); "
+                           "received, queued, deliver (MTA logs; see `EVENTS`)"),
     "verb": (pl.String(), "SMTP verb upper-cased as sent (`RCPT`), or the tracking event's short name"),
     "reply": (pl.Int64(), "SMTP reply code: on a command row the code of its paired reply, "
                           "on a reply row its own code"),
@@ -35,12 +37,32 @@ EVENT_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "relay_host": (pl.String(), "the next hop / peer of an outbound transfer (smart host, partner)"),
     "sender": (pl.String(), "envelope sender, without angle brackets"),
     "recipient": (pl.String(), "envelope recipient exactly as logged, without the angle brackets"),
+    "orig_recipient": (pl.String(), "the recipient as the client gave it, before rewriting or aliasing "
+                                    "(Postfix `orig_to=`, Exim's `<parent>`), when logged"),
     "auth_user": (pl.String(), "authenticated user name, when logged"),
-    "status": (pl.String(), "delivery status or report status (`sent`, `0`, ...)"),
+    "status": (pl.String(), "delivery status, lower case (`sent`, `deferred`, `bounced`, `expired`), "
+                            "or a tracking report status (`0`, ...)"),
+    "transport": (pl.String(), "the delivery agent as logged (Postfix service, Sendmail mailer, "
+                               "Exim transport)"),
     "size": (pl.Int64(), "message size in bytes, when logged"),
     "text": (pl.String(), "the event's payload as logged (command line, reply text, description)"),
     "raw_line": (pl.Int64(), "line of the `IO: |` raw-packet twin this event was de-duplicated from"),
     "record_line": (pl.Int64(), "first line of the multi-line record this row belongs to (tracking)"),
+}
+
+#: The MTA events (queue-based logs: Postfix, Sendmail, Exim, Exchange 2000+ tracking), what they
+#: carry, and how the detectors use them. Readers of those formats emit exactly these.
+EVENTS: dict[str, str] = {
+    "connect": "a client connected (`client_host`, `client_ip`, `session`)",
+    "rcpt": "a recipient a client offered, with the server's answer when logged (`reply`, `reply_text`); "
+            "reject lines are `rcpt` rows with a 4xx/5xx `reply`",
+    "received": "a message accepted into the queue from a client (`message` = queue id, `client_*`, "
+                "`auth_user` when it authenticated, `sender` when logged, `recipient` when listed)",
+    "queued": "the queue manager's view of a message (`message`, `sender`, `size`)",
+    "deliver": "one delivery attempt for one recipient (`message`, `recipient`, `orig_recipient`, "
+               "`relay_host`, `transport`, `status`; `direction` out = to another host, local = here)",
+    "auth": "an authentication attempt (`auth_user`, `status` ok/failed)",
+    "note": "any other mail-system line kept for context",
 }
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {name: dtype for name, (dtype, _) in EVENT_COLUMNS.items()}

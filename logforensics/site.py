@@ -104,13 +104,16 @@ class SiteProfile:
         return self.timezone or "UTC"
 
     def is_trusted_ip(self, ip: str | None) -> bool:
-        """True when ``ip`` lies in one of ``trusted_networks``."""
+        """True when ``ip`` lies in one of ``trusted_networks``, or is the server itself (loopback,
+        ``server_ips``): mail submitted on the server is local submission, not relaying."""
         if not ip:
             return False
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return False
+        if addr.is_loopback or any(addr == ipaddress.ip_address(s) for s in self.server_ips):
+            return True
         return any(addr in ipaddress.ip_network(n, strict=False) for n in self.trusted_networks)
 
     def with_inferred(self, key: str, value: Any, reason: str) -> SiteProfile:

@@ -32,6 +32,7 @@ FINDING_COLUMNS = [
     "evidence",
 ]
 
+UTC_TS = pl.Datetime("us", "UTC")
 EVIDENCE_STRUCT = pl.Struct({"path": pl.String, "line": pl.Int64, "sha256": pl.String, "text": pl.String})
 
 LineLookup = Callable[[str, int], str | None]
@@ -43,14 +44,24 @@ def _key(expr: pl.Expr) -> pl.Expr:
 
 
 def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
-    """Every recipient offered to the server from outside (protocol RCPTs + uncovered tracking 1012)."""
-    sessions = events.filter(pl.col("session").is_not_null() & (pl.col("direction") == "in"))
-    auth = sessions.group_by("session").agg(
+    """Every recipient offered to the server from outside.
+
+    Three origins: protocol-log and reject-line ``rcpt`` rows (``protocol``), tracking 1012 records
+    no protocol RCPT covers (``tracking``), and MTA queue deliveries linked to the client that
+    submitted the message (``queue``, see :func:`queue_recipients`). Queue rows carry their own
+    outbound evidence (``linked``); the others are matched against outbound evidence later.
+    """
+    in_sessions = events.filter(pl.col("session").is_not_null() & (pl.col("direction") == "in"))
+    auth = in_sessions.group_by("session").agg(
         (pl.col("reply") == 235).any().alias("authenticated"),
-        pl.col("auth_user").drop_nulls().first().alias("auth_user"),
+        pl.col("auth_user").drop_nulls().first().alias("session_auth_user"),
     )
-    proto = sessions.filter(pl.col("event") == "rcpt").join(auth, on="session", how="left")
-    proto = proto.with_columns(pl.lit("protocol").alias("origin"))
+    proto = events.filter((pl.col("event") == "rcpt") & (pl.col("direction") == "in"))
+    proto = proto.join(auth, on="session", how="left").with_columns(
+        (pl.col("authenticated").fill_null(False) | pl.col("auth_user").is_not_null()).alias("authenticated"),
+        pl.coalesce(pl.col("auth_user"), pl.col("session_auth_user")).alias("auth_user"),
+        pl.lit("protocol").alias("origin"),
+    )
 
     tracking = events.filter(pl.col("event_id").is_in(INBOUND_TRACKING_EVENTS)
                              & (pl.col("event") == "tracking") & pl.col("recipient").is_not_null())
@@ -75,7 +86,117 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
     cols = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
             "sender", "recipient", "reply", "reply_line", "raw_line", "record_line", "authenticated",
             "auth_user", "origin"]
-    return pl.concat([proto.select(cols), tracking.select(cols)], how="vertical_relaxed")
+    frames = [proto.select(cols), tracking.select(cols)]
+    frames = [f.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"),
+                             pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
+    return pl.concat([*frames, queue_recipients(events).select([*cols, "linked", "delivered_out"])],
+                     how="vertical_relaxed")
+
+
+LINKED_TYPE = pl.List(pl.Struct({"path": pl.String, "line": pl.Int64, "line2": pl.Int64}))
+
+#: How long a message may sit in the queue between its arrival and a delivery attempt.
+QUEUE_LIFETIME = "10d"
+
+
+def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
+    """Recipients of messages clients handed to an MTA, from its delivery lines (Postfix, Sendmail, Exim,
+    Exchange 2000+ tracking).
+
+    Each ``deliver`` row is linked to the latest ``received`` row with the same (server, queue id)
+    at or before it (queue ids are reused, so never by id alone), and to the latest ``queued`` row
+    for the sender. One row per (arrival, recipient as offered): the offered form is
+    ``orig_recipient`` when logged. ``delivered_out`` is true when some attempt was ``sent`` to
+    another host. Recipients listed on an arrival with no delivery line are kept too (accepted).
+    """
+    keyed = events.filter(pl.col("message").is_not_null()).with_columns(
+        pl.col("server").fill_null("").alias("_server"))
+    arrivals = keyed.filter(pl.col("event") == "received").sort("ts")
+    deliveries = keyed.filter((pl.col("event") == "deliver") & pl.col("ts").is_not_null()).sort("ts")
+    empty = pl.DataFrame(schema={
+        "source": pl.String, "line": pl.Int64, "ts": UTC_TS, "format": pl.String, "server": pl.String,
+        "session": pl.String, "client_host": pl.String, "client_ip": pl.String, "helo": pl.String,
+        "sender": pl.String, "recipient": pl.String, "reply": pl.Int64, "reply_line": pl.Int64,
+        "raw_line": pl.Int64, "record_line": pl.Int64, "authenticated": pl.Boolean, "auth_user": pl.String,
+        "origin": pl.String, "linked": LINKED_TYPE, "delivered_out": pl.Boolean})
+    if arrivals.is_empty():
+        return empty
+    arr = arrivals.select(
+        "_server", "message", pl.col("ts").alias("a_ts"), pl.col("source").alias("a_source"),
+        pl.col("line").alias("a_line"), pl.col("format").alias("a_format"), pl.col("session").alias("a_session"),
+        pl.col("client_host").alias("a_client_host"), pl.col("client_ip").alias("a_client_ip"),
+        pl.col("helo").alias("a_helo"), pl.col("sender").alias("a_sender"), pl.col("auth_user").alias("a_auth"),
+    ).unique(["_server", "message", "a_source", "a_line"], keep="first").sort("a_ts")
+    queued = keyed.filter(pl.col("event") == "queued").sort("ts").select(
+        "_server", "message", pl.col("ts").alias("q_ts"), pl.col("sender").alias("q_sender"),
+        pl.col("source").alias("q_source"), pl.col("line").alias("q_line"))
+
+    linked = deliveries.join_asof(arr, left_on="ts", right_on="a_ts", by=["_server", "message"],
+                                  strategy="backward", tolerance=QUEUE_LIFETIME, check_sortedness=False)
+    linked = linked.filter(pl.col("a_line").is_not_null())
+    if not queued.is_empty():
+        linked = linked.sort("ts").join_asof(queued, left_on="ts", right_on="q_ts", by=["_server", "message"],
+                                             strategy="backward", tolerance=QUEUE_LIFETIME, check_sortedness=False)
+        linked = linked.with_columns(  # a qmgr line from before this arrival belongs to an earlier message
+            pl.when(pl.col("q_ts") >= pl.col("a_ts") - pl.duration(minutes=1))
+            .then(pl.col("q_sender")).otherwise(None).alias("q_sender"),
+            pl.when(pl.col("q_ts") >= pl.col("a_ts") - pl.duration(minutes=1))
+            .then(pl.col("q_line")).otherwise(None).alias("q_line"))
+    else:
+        linked = linked.with_columns(pl.lit(None, pl.String).alias("q_sender"),
+                                     pl.lit(None, pl.Int64).alias("q_line"), pl.lit(None, pl.String).alias("q_source"))
+    linked = linked.with_columns(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient")).alias("offered"))
+    sent_out = (pl.col("direction") == "out") & (pl.col("status") == "sent")
+    per_rcpt = linked.sort("ts", "line").group_by("a_source", "a_line", "offered", maintain_order=True).agg(
+        pl.col("a_ts").first().alias("ts"), pl.col("a_format").first().alias("format"),
+        pl.col("server").first().alias("server"), pl.col("a_session").first().alias("session"),
+        pl.col("a_client_host").first().alias("client_host"), pl.col("a_client_ip").first().alias("client_ip"),
+        pl.col("a_helo").first().alias("helo"),
+        pl.coalesce(pl.col("a_sender"), pl.col("q_sender")).drop_nulls().first().alias("sender"),
+        pl.col("a_auth").first().alias("auth_user"),
+        sent_out.any().alias("delivered_out"),
+        pl.col("q_line").drop_nulls().first().alias("q_line"),
+        pl.col("q_source").drop_nulls().first().alias("q_source"),
+        pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2"))
+        .alias("deliveries"),
+        pl.col("line").first().alias("first_delivery"),
+    )
+    per_rcpt = per_rcpt.with_columns(
+        pl.concat_list(
+            pl.struct(pl.col("a_source").alias("path"), pl.col("a_line").alias("line"),
+                      pl.lit(None, pl.Int64).alias("line2")),
+            pl.when(pl.col("q_line").is_not_null()).then(pl.struct(
+                pl.col("q_source").alias("path"), pl.col("q_line").alias("line"),
+                pl.lit(None, pl.Int64).alias("line2"))),
+            pl.col("deliveries"),
+        ).list.drop_nulls().alias("linked"),
+    )
+    queue = per_rcpt.select(
+        pl.col("a_source").alias("source"), pl.col("a_line").alias("line"), "ts", "format", "server", "session",
+        "client_host", "client_ip", "helo", "sender", pl.col("offered").alias("recipient"),
+        pl.lit(250, pl.Int64).alias("reply"), pl.lit(None, pl.Int64).alias("reply_line"),
+        pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
+        pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
+        pl.lit("queue").alias("origin"), "linked", "delivered_out",
+    )
+
+    # Recipients listed on an arrival line that no delivery line mentions.
+    listed = arrivals.filter(pl.col("recipient").is_not_null())
+    if listed.height:
+        seen = linked.select("_server", "message", _key(pl.col("offered")).alias("k"))
+        seen = pl.concat([seen, linked.select("_server", "message", _key(pl.col("recipient")).alias("k"))])
+        listed = listed.with_columns(_key(pl.col("recipient")).alias("k")).join(
+            seen.unique(), on=["_server", "message", "k"], how="anti")
+        queue = pl.concat([queue, listed.select(
+            "source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
+            "sender", "recipient", pl.lit(250, pl.Int64).alias("reply"), pl.lit(None, pl.Int64).alias("reply_line"),
+            pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
+            pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
+            pl.lit("queue").alias("origin"),
+            pl.concat_list(pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2")))
+            .alias("linked"),
+            pl.lit(False).alias("delivered_out"))], how="vertical_relaxed")
+    return pl.concat([empty, queue], how="vertical_relaxed")
 
 
 def outbound_evidence(events: pl.DataFrame) -> pl.DataFrame:
@@ -114,10 +235,11 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
 
     # Outbound evidence for the effective recipient (or the address as logged).
     out = outbound_evidence(events)
+    unlinked = rcpts.filter(pl.col("origin") != "queue")
     wanted = pl.concat([
-        rcpts.select("rid", _key(pl.col("effective_recipient")).alias("k"), "ts", "server",
+        unlinked.select("rid", _key(pl.col("effective_recipient")).alias("k"), "ts", "server",
                      _key(pl.col("sender")).alias("rsender")),
-        rcpts.select("rid", _key(pl.col("recipient")).alias("k"), "ts", "server",
+        unlinked.select("rid", _key(pl.col("recipient")).alias("k"), "ts", "server",
                      _key(pl.col("sender")).alias("rsender")),
     ]).unique()
     matched = wanted.join(out.rename({"ts": "out_ts", "server": "out_server"}), on="k").filter(
@@ -131,7 +253,10 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
     relayed = matched.group_by("rid").agg(
         pl.struct(pl.col("source").alias("path"), "line", "line2").unique().sort_by("line").alias("out_lines"),
     )
-    rcpts = rcpts.join(relayed, on="rid", how="left")
+    rcpts = rcpts.join(relayed, on="rid", how="left").with_columns(
+        pl.when(pl.col("origin") == "queue")
+        .then(pl.when(pl.col("delivered_out")).then(pl.col("linked")))
+        .otherwise(pl.col("out_lines")).alias("out_lines"))
 
     is_refused = pl.col("reply") >= 400
     rcpts = rcpts.with_columns(
@@ -201,6 +326,8 @@ def _finding(row: dict, site: SiteProfile, sha256: dict[str, str], line_text: Li
     cite(row["source"], row["reply_line"])
     cite(row["source"], row["record_line"])
     cite(row["source"], row["raw_line"])
+    for link in row["linked"] or []:
+        cite(link["path"], link["line"])
     for out in row["out_lines"] or []:
         cite(out["path"], out["line2"] if out["line2"] and out["line2"] < out["line"] else None)
         cite(out["path"], out["line"])

@@ -7,6 +7,7 @@ from typing import ClassVar, Protocol
 
 import polars as pl
 
+from logforensics.readers.syslog import YearHint
 from logforensics.site import SiteProfile
 
 EXCERPT_CHARS = 80
@@ -19,6 +20,8 @@ class ReadContext:
     source: str
     site: SiteProfile
     server: str | None = None
+    #: What is known about the year, for formats whose stamps have none (syslog).
+    year_hint: YearHint | None = None
 
 
 @dataclass
@@ -36,6 +39,9 @@ class ReadResult:
     blank: int = 0
     not_mail: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: (year, month) of the first dated line in local time, for year-less formats: it anchors the
+    #: year of the next older rotated file.
+    first_month: tuple[int, int] | None = None
 
 
 class Reader(Protocol):

@@ -1,0 +1,140 @@
+"""The syslog envelope as columns, and syslog time (no year, no zone) as UTC.
+
+Every syslog-based reader (Postfix, Sendmail, syslog-routed Exim) starts with :func:`split_syslog`
+and :func:`syslog_times`. The envelope grammar is ``grammars.syslog``; its one pattern runs here
+over the whole column.
+
+Year inference (RFC 3164 stamps carry no year), in order of authority:
+
+1. ``--year`` (``ReadContext.year_hint.start_year``): the year of the file's first dated line.
+2. RFC 3339 lines in the same file: their own year anchors the year-less lines around them.
+3. The end anchor: the file's last line was written no later than the month of the next newer
+   rotated file's first line (rotation order: ``mail.log.2.gz`` is older than ``mail.log.1``),
+   or, for the newest file, than the file's modification time.
+
+Inside a file, a month that falls back by more than six months (Dec -> Jan) starts the next year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+
+from grammars import syslog as grammar
+from grammars.common import anchored
+from logforensics.schema import UTC_DATETIME
+from logforensics.timeconv import wall_clock_to_utc
+
+MONTH_NUMBER = {name: i for i, name in enumerate(grammar.MONTHS, start=1)}
+
+#: A month earlier than the previous line's by more than this starts a new year (Dec -> Jan = 11).
+ROLLOVER_MONTHS = 6
+
+
+@dataclass(frozen=True)
+class YearHint:
+    """What is known, outside the lines, about the year of a year-less log file."""
+
+    start_year: int | None = None
+    #: (year, month): the file's last line was written in this month or before.
+    end_at: tuple[int, int] | None = None
+    #: Where ``end_at`` came from, for the warning/notes (``mtime``, ``rotation``).
+    end_source: str = ""
+
+    @staticmethod
+    def from_mtime(mtime: float | None) -> YearHint:
+        if mtime is None:
+            return YearHint()
+        when = datetime.fromtimestamp(mtime, UTC)
+        return YearHint(end_at=(when.year, when.month), end_source="file modification time")
+
+
+def split_syslog(lines: pl.Series) -> pl.DataFrame:
+    """Columns ``line, raw`` plus the envelope's named groups; ``program`` is the tag's last part.
+
+    Lines that are not syslog lines keep nulls in every envelope column.
+    """
+    frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
+    frame = frame.with_columns(pl.col("line").cast(pl.Int64))
+    frame = frame.with_columns(pl.col("raw").str.extract_groups(anchored(grammar.LINE)).alias("g")).unnest("g")
+    return frame.with_columns(
+        pl.col("tag").str.split("/").list.last().alias("program"),
+        pl.col("tag").str.split("/").list.first().alias("instance"),
+        pl.col("pid").cast(pl.Int64, strict=False),
+    )
+
+
+def _anchor_year(month: pl.Series, k: pl.Series, hint: YearHint | None, iso_year: pl.Series
+                 ) -> tuple[pl.Series | None, str | None]:
+    """Per-line year for year-less lines, and a warning when nothing anchored it."""
+    if hint is not None and hint.start_year is not None:
+        return k + hint.start_year, None
+    iso_rows = iso_year.is_not_null()
+    if iso_rows.any():
+        first = iso_rows.arg_true()[0]
+        return k + (int(iso_year[first]) - int(k[first])), None
+    dated = month.is_not_null()
+    if not dated.any():
+        return None, None
+    last = dated.arg_true()[-1]
+    last_month, last_k = int(month[last]), int(k[last])
+    if hint is not None and hint.end_at is not None:
+        end_year, end_month = hint.end_at
+        last_year = end_year if last_month <= end_month else end_year - 1
+        return k + (last_year - last_k), None
+    now = datetime.now(UTC)
+    last_year = now.year if last_month <= now.month else now.year - 1
+    return k + (last_year - last_k), ("no year known (no --year, no modification time); "
+                                      f"assumed the last line is from {last_year}")
+
+
+def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple[pl.Series, str | None]:
+    """UTC timestamps for split syslog lines (null where a line has no stamp), and a warning if any.
+
+    ``frame`` needs ``mon, day, hms, iso, iso_zone``; RFC 3339 stamps without an offset and all
+    RFC 3164 stamps are wall-clock time in ``zone``.
+    """
+    month = frame["mon"].replace_strict(MONTH_NUMBER, default=None, return_dtype=pl.Int32)
+    iso_naive = frame["iso"].str.replace(" ", "T").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False,
+                                                                    time_unit="us")
+    month = month.fill_null(iso_naive.dt.month().cast(pl.Int32))
+    previous = month.forward_fill().shift(1)
+    rolled = (month < previous - ROLLOVER_MONTHS).fill_null(False)
+    k = rolled.cast(pl.Int32).cum_sum()
+    years, warning = _anchor_year(month, k, hint, iso_naive.dt.year())
+
+    hms = frame["hms"].str.split_exact(":", 2).struct.unnest()
+    parts = pl.DataFrame({
+        "y": years if years is not None else pl.Series([None] * frame.height, dtype=pl.Int32),
+        "m": month, "d": frame["day"].cast(pl.Int32, strict=False),
+        "H": hms["field_0"].cast(pl.Int32, strict=False), "M": hms["field_1"].cast(pl.Int32, strict=False),
+        "S": hms["field_2"].cast(pl.Int32, strict=False),
+        "iso": iso_naive, "iso_zone": frame["iso_zone"],
+    })
+    bsd = wall_clock_to_utc(pl.col("y"), pl.col("m"), pl.col("d"), pl.col("H"), pl.col("M"), pl.col("S"), zone)
+    offset = pl.col("iso_zone").str.replace("Z", "+00:00").str.replace(r"^([+-][0-9]{2})([0-9]{2})$", "$1:$2")
+    sign = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
+    offset_minutes = sign * (offset.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
+                             + offset.str.slice(4, 2).cast(pl.Int64, strict=False))
+    iso_with_zone = (pl.col("iso") - pl.duration(minutes=offset_minutes)).dt.replace_time_zone("UTC")
+    iso_local = wall_clock_to_utc(pl.col("iso").dt.year(), pl.col("iso").dt.month(), pl.col("iso").dt.day(),
+                                  pl.col("iso").dt.hour(), pl.col("iso").dt.minute(),
+                                  pl.col("iso").dt.second(), zone)
+    iso_local = iso_local + pl.duration(microseconds=pl.col("iso").dt.microsecond())
+    ts = parts.select(
+        pl.when(pl.col("iso").is_not_null())
+        .then(pl.when(pl.col("iso_zone").is_not_null()).then(iso_with_zone).otherwise(iso_local))
+        .otherwise(bsd).cast(UTC_DATETIME).alias("ts")
+    )["ts"]
+    return ts, warning
+
+
+def first_dated_month(frame: pl.DataFrame, ts: pl.Series, zone: str) -> tuple[int, int] | None:
+    """(year, month) of the first dated line, in ``zone``: the end anchor for the next older file."""
+    dated = ts.drop_nulls()
+    if dated.is_empty():
+        return None
+    first = dated.head(1).dt.convert_time_zone(zone)[0]
+    return first.year, first.month

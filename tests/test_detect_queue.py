@@ -1,0 +1,137 @@
+"""Queue-linked verdicts for MTA logs: deliveries joined to the client that submitted the message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from logforensics.detect.findings import build_findings, inbound_recipients
+from logforensics.schema import conform
+from logforensics.site import SiteProfile
+
+SITE = SiteProfile(timezone="UTC", local_domains=("acme-widgets.com",), trusted_networks=("10.20.0.0/16",),
+                   relay_policy="authenticated-or-ip-allowlist")
+T0 = datetime(2004, 3, 9, 10, 0, 0, tzinfo=UTC)
+SRC = "mail.log"
+
+
+def ev(line: int, minutes: float, event: str, **cols) -> dict:
+    return {"source": cols.pop("source", SRC), "line": line, "ts": T0 + timedelta(minutes=minutes),
+            "format": "postfix", "server": cols.pop("server", "mx1"), "event": event, **cols}
+
+
+def frame(*rows: dict) -> pl.DataFrame:
+    return conform(pl.DataFrame(list(rows), infer_schema_length=None))
+
+
+def findings(events: pl.DataFrame) -> pl.DataFrame:
+    return build_findings(events, SITE, {SRC: "ab" * 32}, lambda path, line: f"{path}:{line}")
+
+
+def test_open_relay_is_linked_through_the_queue_id():
+    events = frame(
+        ev(1, 0, "received", message="10C0D60C50", client_host="spam.example", client_ip="203.0.113.9",
+           direction="in"),
+        ev(2, 0.1, "queued", message="10C0D60C50", sender="x@spam.example", size=900),
+        ev(3, 0.5, "deliver", message="10C0D60C50", recipient="victim@yahoo.example", direction="out",
+           status="sent", relay_host="mx.yahoo.example[198.51.100.7]:25", transport="smtp"),
+        ev(4, 0.6, "deliver", message="10C0D60C50", recipient="jsmith@acme-widgets.com", direction="local",
+           status="sent", transport="local"),
+    )
+    f = findings(events)
+    assert f.select("verdict", "recipient", "client_ip", "sender", "authenticated").rows() == [
+        ("relayed", "victim@yahoo.example", "203.0.113.9", "x@spam.example", False)]
+    assert [(e["path"], e["line"]) for e in f["evidence"][0]] == [(SRC, 1), (SRC, 2), (SRC, 3)]
+    assert f["time"][0] == T0
+
+
+def test_deferred_then_sent_is_one_recipient_relayed_citing_both_attempts():
+    events = frame(
+        ev(1, 0, "received", message="AAA", client_ip="203.0.113.9", direction="in"),
+        ev(2, 1, "deliver", message="AAA", recipient="v@far.example", direction="out", status="deferred"),
+        ev(3, 90, "deliver", message="AAA", recipient="v@far.example", direction="out", status="sent"),
+    )
+    f = findings(events)
+    assert f["verdict"].to_list() == ["relayed"]
+    assert [e["line"] for e in f["evidence"][0]] == [1, 2, 3]
+
+
+def test_never_delivered_out_is_accepted_not_relayed():
+    events = frame(
+        ev(1, 0, "received", message="AAA", client_ip="203.0.113.9", direction="in"),
+        ev(2, 1, "deliver", message="AAA", recipient="v@far.example", direction="out", status="bounced"),
+        ev(3, 2, "deliver", message="AAA", recipient="w@far.example", direction="out", status="deferred"),
+    )
+    assert findings(events).select("recipient", "verdict").rows() == [
+        ("v@far.example", "accepted"), ("w@far.example", "accepted")]
+
+
+def test_reused_queue_id_links_to_the_latest_arrival_before_the_delivery():
+    events = frame(
+        ev(1, 0, "received", message="AAA", client_ip="10.20.1.5", direction="in"),
+        ev(2, 1, "deliver", message="AAA", recipient="friend@far.example", direction="out", status="sent"),
+        ev(3, 60, "received", message="AAA", client_ip="203.0.113.9", direction="in"),
+        ev(4, 61, "deliver", message="AAA", recipient="victim@far.example", direction="out", status="sent"),
+    )
+    rcpts = inbound_recipients(events).sort("line")
+    assert rcpts.select("line", "client_ip", "recipient").rows() == [
+        (1, "10.20.1.5", "friend@far.example"), (3, "203.0.113.9", "victim@far.example")]
+    # The trusted LAN client raises nothing; the outside one is a relay.
+    assert findings(events).select("client_ip", "verdict").rows() == [("203.0.113.9", "relayed")]
+
+
+def test_same_queue_id_on_another_server_does_not_link():
+    events = frame(
+        ev(1, 0, "received", message="AAA", client_ip="203.0.113.9", direction="in", server="mx1"),
+        ev(2, 1, "deliver", message="AAA", recipient="v@far.example", direction="out", status="sent",
+           server="mx2"),
+    )
+    assert inbound_recipients(events).is_empty()
+
+
+def test_authenticated_and_loopback_clients_are_trusted():
+    events = frame(
+        ev(1, 0, "received", message="AAA", client_ip="198.51.100.4", auth_user="info@acme-widgets.com",
+           direction="in"),
+        ev(2, 1, "deliver", message="AAA", recipient="v@far.example", direction="out", status="sent"),
+        ev(3, 2, "received", message="BBB", client_ip="127.0.0.1", direction="in"),
+        ev(4, 3, "deliver", message="BBB", recipient="w@far.example", direction="out", status="sent"),
+    )
+    rcpts = inbound_recipients(events).sort("line")
+    assert rcpts.select("authenticated", "auth_user").rows() == [(True, "info@acme-widgets.com"), (False, None)]
+    assert findings(events).is_empty()
+
+
+def test_orig_to_is_the_offered_form_and_decides_the_rule():
+    events = frame(
+        ev(1, 0, "received", message="AAA", client_ip="203.0.113.9", direction="in"),
+        ev(2, 1, "deliver", message="AAA", recipient="victim@far.example",
+           orig_recipient="victim%far.example@acme-widgets.com", direction="out", status="sent"),
+    )
+    f = findings(events)
+    assert f.select("form", "recipient", "effective_recipient", "verdict", "rule").rows() == [
+        ("percent-hack", "victim%far.example@acme-widgets.com", "victim@far.example", "relayed",
+         "LF-ROUTED-ADDRESS")]
+
+
+def test_recipients_listed_on_the_arrival_without_delivery_lines_are_accepted():
+    events = frame(
+        ev(1, 0, "received", message="1LdZU0-0003hW-Vp", client_ip="203.0.113.9", direction="in",
+           recipient="a@far.example", format="exim"),
+        ev(1, 0, "received", message="1LdZU0-0003hW-Vp", client_ip="203.0.113.9", direction="in",
+           recipient="b@far.example", format="exim"),
+        ev(2, 1, "deliver", message="1LdZU0-0003hW-Vp", recipient="a@far.example", direction="out",
+           status="sent", format="exim"),
+    )
+    assert findings(events).select("recipient", "verdict").sort("recipient").rows() == [
+        ("a@far.example", "relayed"), ("b@far.example", "accepted")]
+
+
+def test_reject_lines_without_a_session_are_refused_recipients():
+    events = frame(
+        ev(1, 0, "rcpt", direction="in", client_ip="203.0.113.9", recipient="v@far.example", reply=554,
+           reply_text="5.7.1 <v@far.example>: Relay access denied", sender="x@spam.example"),
+    )
+    f = findings(events)
+    assert f.select("verdict", "severity", "recipient").rows() == [("refused", "low", "v@far.example")]
