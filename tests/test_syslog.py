@@ -1,0 +1,127 @@
+"""The syslog envelope grammar, syslog time (year inference, zones) and rotation order."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from grammars import syslog as grammar
+from logforensics.readers.syslog import YearHint, first_dated_month, split_syslog, syslog_times
+from logforensics.rotation import newest_first, rotation_key
+from tests.conftest import utc
+
+ENVELOPES = [
+    ("Nov 16 11:03:12 server postfix/smtpd[30624]: connect from x[1.2.3.4]",
+     {"mon": "Nov", "day": "16", "host": "server", "tag": "postfix/smtpd", "pid": "30624"}),
+    ("Apr  6 13:05:01 server postfix/smtpd[20589]: NOQUEUE: reject",
+     {"mon": "Apr", "day": "6", "host": "server", "tag": "postfix/smtpd"}),
+    ("Mar 7 02:09:33 server postfix/smtpd[27246]: 1D8CC1CA0A7F: milter-reject",
+     {"mon": "Mar", "day": "7", "tag": "postfix/smtpd"}),
+    ("Nov 06 11:03:12 mx.example.org postfix-smo/submission/smtpd[22427]: 44JCRG5tYPzCqt2: reject",
+     {"day": "06", "host": "mx.example.org", "tag": "postfix-smo/submission/smtpd"}),
+    ("2024-08-25T10:04:35.051238+00:00 machine postfix/smtpd[3814725]: NOQUEUE",
+     {"iso": "2024-08-25T10:04:35.051238", "iso_zone": "+00:00", "host": "machine"}),
+    ("postfix/smtpd[10419]: NOQUEUE: reject: RCPT from unknown[200.71.50.65]",
+     {"tag": "postfix/smtpd", "pid": "10419", "msg": "NOQUEUE: reject: RCPT from unknown[200.71.50.65]"}),
+    ("Jul 11 20:37:58 rt sendmail[9156]: [ID 801593 mail.info] n6BKbwgB009156: from=nobody",
+     {"tag": "sendmail", "facility": "mail.info", "msg": "n6BKbwgB009156: from=nobody"}),
+    ("mail.example.com exim[3751842]: 2021-07-17 23:20:49 plain_server authenticator failed",
+     {"host": "mail.example.com", "tag": "exim", "msg": "2021-07-17 23:20:49 plain_server authenticator failed"}),
+    ("Feb 25 03:01:10 kismet sm-acceptingconnections[27713]: s1P819mk027713: ruleset=check_rcpt",
+     {"tag": "sm-acceptingconnections", "pid": "27713"}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ENVELOPES)
+def test_envelope_grammar_and_column_path_agree(text, expected):
+    fields = grammar.parse_line(text)
+    assert fields is not None
+    for key, value in expected.items():
+        assert fields[key] == value
+    row = split_syslog(pl.Series([text])).row(0, named=True)
+    for key, value in fields.items():
+        assert row[key] == (int(value) if key == "pid" else value)
+
+
+@pytest.mark.parametrize("text", ["", "garbage with no tag", "   ", "\x00\x01\x02"])
+def test_non_syslog_lines_give_nothing(text):
+    assert grammar.parse_line(text) is None
+    assert split_syslog(pl.Series([text]))["tag"][0] is None
+
+
+def test_last_message_repeated_is_its_own_shape():
+    text = "Mar  7 02:09:33 server last message repeated 3 times"
+    assert grammar.repeated.parse_string(text, parse_all=True)["times"] == "3"
+
+
+def times(lines: list[str], zone: str = "UTC", hint: YearHint | None = None):
+    return syslog_times(split_syslog(pl.Series(lines)), zone, hint)
+
+
+NEW_YEAR = ["Dec 31 23:59:58 mx postfix/smtpd[1]: a", "Jan  1 00:00:02 mx postfix/smtpd[1]: b",
+            "Jan  1 00:10:00 mx postfix/smtpd[1]: c"]
+
+
+def test_year_rolls_over_at_new_year_with_a_start_year():
+    ts, warning = times(NEW_YEAR, hint=YearHint(start_year=2004))
+    assert ts.to_list() == [utc("2004-12-31 23:59:58"), utc("2005-01-01 00:00:02"), utc("2005-01-01 00:10:00")]
+    assert warning is None
+
+
+def test_year_anchored_on_the_end_month():
+    # The file was last written in February 2005: its last line (January) is from 2005.
+    ts, _ = times(NEW_YEAR, hint=YearHint(end_at=(2005, 2)))
+    assert [t.year for t in ts] == [2004, 2005, 2005]
+    # Last written in November 2005: a January line cannot be later than that, so still 2005.
+    ts, _ = times(NEW_YEAR, hint=YearHint(end_at=(2005, 11)))
+    assert [t.year for t in ts] == [2004, 2005, 2005]
+    # A December file whose mtime is the next January belongs to the previous year.
+    ts, _ = times(["Dec 30 10:00:00 mx postfix/qmgr[2]: x"], hint=YearHint(end_at=(2005, 1)))
+    assert ts.to_list() == [utc("2004-12-30 10:00:00")]
+
+
+def test_year_from_mtime():
+    hint = YearHint.from_mtime(utc("2003-06-02 08:00:00").timestamp())
+    assert hint.end_at == (2003, 6)
+    ts, _ = times(["May 30 10:00:00 mx postfix/qmgr[2]: x"], hint=hint)
+    assert ts[0].year == 2003
+
+
+def test_no_anchor_warns():
+    ts, warning = times(["May 30 10:00:00 mx postfix/qmgr[2]: x"])
+    assert ts[0] is not None
+    assert warning is not None and "no year known" in warning
+
+
+def test_rfc3339_lines_anchor_the_year_of_bsd_lines_in_a_mixed_file():
+    lines = ["2023-12-31T23:00:00+00:00 mx postfix/smtpd[1]: a", "Jan  1 00:30:00 mx postfix/smtpd[1]: b"]
+    ts, warning = times(lines, hint=YearHint(end_at=(2030, 1)))
+    assert ts.to_list() == [utc("2023-12-31 23:00:00"), utc("2024-01-01 00:30:00")]
+    assert warning is None
+
+
+def test_local_time_converts_to_utc_and_offsets_are_honoured():
+    ts, _ = times(["Jun 14 23:47:11 mx postfix/smtpd[1]: a",
+                   "2000-06-14T23:47:11-05:00 mx postfix/smtpd[1]: b",
+                   "2000-06-14T23:47:11.5Z mx postfix/smtpd[1]: c",
+                   "2000-06-14T23:47:11 mx postfix/smtpd[1]: d"],
+                  zone="America/Chicago", hint=YearHint(start_year=2000))
+    assert ts[0] == utc("2000-06-15 04:47:11")
+    assert ts[1] == utc("2000-06-15 04:47:11")
+    assert str(ts[2]) == "2000-06-14 23:47:11.500000+00:00"
+    assert ts[3] == utc("2000-06-15 04:47:11")  # no offset: the site's zone
+
+
+def test_first_dated_month_is_local():
+    frame = split_syslog(pl.Series(["junk", "Jan  1 00:30:00 mx postfix/smtpd[1]: b"]))
+    ts, _ = syslog_times(frame, "America/Chicago", YearHint(start_year=2005))
+    assert first_dated_month(frame, ts, "America/Chicago") == (2005, 1)
+
+
+def test_rotation_order_newest_first():
+    paths = ["/l/mail.log.2.gz", "/l/mail.log", "/l/mail.log.10.gz", "/l/mail.log.1", "/l/other.log",
+             "/x/maillog-20040101.gz", "/x/maillog-20040108"]
+    assert newest_first(paths) == ["/l/mail.log", "/l/mail.log.1", "/l/mail.log.2.gz", "/l/mail.log.10.gz",
+                                   "/l/other.log", "/x/maillog-20040108", "/x/maillog-20040101.gz"]
+    assert rotation_key("/l/mail.log.3.gz").group == rotation_key("/l/mail.log").group
+    assert rotation_key("a.zip!var/log/mail.log.1").group == rotation_key("a.zip!var/log/mail.log").group
