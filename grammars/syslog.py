@@ -43,7 +43,7 @@ TAG = r"(?P<tag>[A-Za-z][A-Za-z0-9_./-]*)(?:\[(?P<pid>[0-9]+)\])?:"
 #: The whole envelope. The message is everything after the tag (and Solaris' message id).
 LINE = (
     r"(?:(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)?"
-    r"(?:(?P<host>[^ \t\[\]]+)[ \t]+)?"
+    r"(?:(?P<host>[^ \t\[\]]*[^ \t\[\]:])[ \t]+)?"
     + TAG
     + r"[ \t]?(?:\[ID [0-9]+ (?P<facility>[A-Za-z0-9]+\.[A-Za-z]+)\][ \t]?)?"
     r"(?P<msg>.*)$"

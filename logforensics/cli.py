@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -121,6 +122,65 @@ def scan(
     if fail_on and result.findings.height and any(
             severity_rank(s) >= severity_rank(fail_on) for s in result.findings["severity"].to_list()):
         raise typer.Exit(3)
+
+
+@app.command()
+def batch(
+    paths: PathsArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (Parquet dataset, findings, "
+                                         "incidents, manifest.json); a rerun resumes it.")],
+    site: SiteOption = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes "
+                                             "(default: all cores).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only findings at or after this UTC time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only findings at or before this UTC time.")] = None,
+    min_severity: Annotated[str, typer.Option(help="Keep findings at or above this severity.")] = "info",
+    year: YearOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Process archived log trees (compressed, nested, many servers) into a resumable Parquet dataset."""
+    from logforensics.batch import batch as run_batch
+
+    _severity(min_severity, "--min-severity")
+    result = run_batch(list(paths), _site(site), output, jobs=jobs, year=year, since=_when(since, "--since"),
+                       until=_when(until, "--until"), min_severity=min_severity, show_progress=not quiet)
+    statuses = Counter(i.get("status") for i in result.inputs)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{result.processed} file(s) parsed, {result.skipped} already done; {len(result.inputs)} inputs ("
+          + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + "); "
+          f"{result.detection.findings.height} findings in "
+          f"{result.detection.incidents.height} incidents -> {result.output}", file=sys.stderr)
+
+
+@app.command()
+def report(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Log files or folders (searched recursively).")] = None,
+    site: SiteOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write (a folder gets "
+                                                "report.html; default reports/report.html).")] = None,
+    from_batch: Annotated[Path | None, typer.Option("--from-batch", help="Report on a batch output folder "
+                                                    "instead of scanning PATHs.", file_okay=False)] = None,
+    year: YearOption = None,
+) -> None:
+    """Write the management report: one self-contained, offline HTML file with summary and dashboards."""
+    from logforensics.report import from_batch as report_from_batch
+    from logforensics.report import from_scan as report_from_scan
+    from logforensics.report import write_report
+
+    if from_batch is not None and paths:
+        raise LogForensicsError("give either PATHs to scan or --from-batch DIR, not both")
+    if from_batch is not None:
+        data = report_from_batch(from_batch)
+    elif paths:
+        result = run_scan(list(paths), _site(site), year=year)
+        _print_inputs(result.inputs)
+        data = report_from_scan(result, list(paths))
+    else:
+        raise LogForensicsError("give the log files or folders to report on, or --from-batch DIR")
+    written = write_report(data, output)
+    print(f"report on {data.findings.height} findings in {data.incidents.height} incidents written to "
+          f"{written}", file=sys.stderr)
 
 
 @app.command()

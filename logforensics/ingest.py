@@ -17,7 +17,7 @@ from logforensics.readers.syslog import YearHint
 from logforensics.rotation import newest_first, rotation_key
 from logforensics.schema import empty_events
 from logforensics.site import SiteProfile
-from logforensics.sources import Source, decode_text, iter_input_files, read_source
+from logforensics.sources import Source, decode_text, iter_input_files, read_source, split_lines
 
 #: Path components that sit just below a server's own folder in an Exchange tree.
 _EXCHANGE_DIRS = {"exchsrvr", "imcdata", "tracking.log"}
@@ -63,16 +63,6 @@ class IngestResult:
         if series is None or not 1 <= line <= series.len():
             return None
         return series[line - 1]
-
-
-def split_lines(text: str) -> pl.Series:
-    """Physical lines (LF or CRLF), in order; a final line without a newline is kept."""
-    if not text:
-        return pl.Series("raw", [], dtype=pl.String)
-    series = pl.Series("raw", [text]).str.split("\n").explode()
-    if text.endswith("\n"):
-        series = series.head(series.len() - 1)
-    return series.str.strip_suffix("\r")
 
 
 def server_from_path(path: str) -> str | None:
@@ -183,6 +173,28 @@ def ingest(paths: list[str | Path], site: SiteProfile, *, keep_lines: bool = Fal
             kept[report.path] = lines
         if events.height:
             frames.append(events)
-    events = pl.concat(frames, how="vertical") if frames else empty_events()
     reports.sort(key=lambda r: r.path)
+    dropped = mark_duplicates(reports)
+    if dropped:
+        frames = [f.filter(~pl.col("source").is_in(list(dropped))) for f in frames]
+    events = pl.concat(frames, how="vertical") if frames else empty_events()
     return IngestResult(events, reports, kept)
+
+
+def mark_duplicates(reports: list[InputReport]) -> set[str]:
+    """Mark inputs whose bytes repeat an earlier input (path order) as ``duplicate``; returns their paths.
+
+    The same evidence under two names (a copy, an archive and its extracted file) is counted once.
+    """
+    first: dict[str, str] = {}
+    dropped: set[str] = set()
+    for r in sorted(reports, key=lambda r: r.path):
+        if r.status != "ok" or not r.sha256 or not r.events:
+            continue
+        if r.sha256 in first:
+            r.status = "duplicate"
+            r.warnings.append(f"{r.path}: identical to {first[r.sha256]} (same SHA-256); not counted twice")
+            dropped.add(r.path)
+        else:
+            first[r.sha256] = r.path
+    return dropped

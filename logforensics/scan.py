@@ -10,10 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from logforensics import TOOL_NAME, __version__
-from logforensics.detect.findings import build_findings
-from logforensics.detect.incidents import group_incidents
-from logforensics.detect.infer import infer_site
-from logforensics.detect.rules import SEVERITIES, severity_rank
+from logforensics.detect.pipeline import detect, select
 from logforensics.ingest import InputReport, ingest
 from logforensics.site import SiteProfile
 
@@ -61,17 +58,7 @@ def scan(paths: list[str | Path], site: SiteProfile, *, since: datetime | None =
          until: datetime | None = None, min_severity: str = "info", year: int | None = None) -> ScanResult:
     """Run the whole analysis on these paths (``year``: see :func:`ingest`)."""
     ingested = ingest(paths, site, keep_lines=True, year=year)
-    events, effective = infer_site(ingested.events, site)
     sha = {r.path: r.sha256 for r in ingested.inputs}
-    findings = build_findings(events, effective, sha, ingested.line_text)
-    findings, incidents = group_incidents(findings)
-    if since is not None:
-        findings = findings.filter(pl.col("time") >= since)
-    if until is not None:
-        findings = findings.filter(pl.col("time") <= until)
-    floor = severity_rank(min_severity)
-    ranks = {name: severity_rank(name) for name in SEVERITIES}
-    findings = findings.filter(pl.col("severity").replace_strict(ranks, return_dtype=pl.Int64) >= floor)
-    if since is not None or until is not None or floor:
-        incidents = incidents.filter(pl.col("id").is_in(findings["incident"].unique().implode()))
-    return ScanResult(effective, ingested.inputs, events, findings, incidents)
+    found, events = detect(ingested.events, site, sha, ingested.line_text)
+    found = select(found, since=since, until=until, min_severity=min_severity)
+    return ScanResult(found.site, ingested.inputs, events, found.findings, found.incidents)

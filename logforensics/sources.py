@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from logforensics.errors import LogForensicsError
 
 #: Magic bytes -> compression name.
@@ -83,12 +85,22 @@ def decode_text(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8", errors="logforensics-cp1252"), "utf-8+windows-1252"
 
 
+def split_lines(text: str) -> pl.Series:
+    """Physical lines (LF or CRLF), in order; a final line without a newline is kept."""
+    if not text:
+        return pl.Series("raw", [], dtype=pl.String)
+    series = pl.Series("raw", [text]).str.split("\n").explode()
+    if text.endswith("\n"):
+        series = series.head(series.len() - 1)
+    return series.str.strip_suffix("\r")
+
+
 def _decompress(raw: bytes, compression: str, path: str, warnings: list[str]) -> bytes:
     """Decompress a whole stream; a truncated stream yields what did decompress, with a warning."""
-    opener = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression]
+    opener = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}[compression]
     out = bytearray()
     try:
-        with opener(fileobj=io.BytesIO(raw)) as stream:
+        with opener(io.BytesIO(raw), "rb") as stream:
             while chunk := stream.read(1 << 20):
                 out += chunk
     except (EOFError, OSError, lzma.LZMAError) as exc:

@@ -1,11 +1,16 @@
 """Findings: one row per suspicious inbound recipient, with its verdict, severity and evidence.
 
-Inbound recipients are protocol-log ``RCPT`` rows of inbound sessions, plus tracking-log
-"received inbound" records (1012) that no protocol-log RCPT covers. Each is classified by relay
-form, checked for authentication and trust, and matched against outbound evidence: tracking
-events 1014/1010/1011 (or 1002/1003) or an outbound SMTP session whose RCPT the remote accepted,
-for the same effective recipient (and sender, when both are SMTP addresses), from 5 minutes before
-to 48 hours after it was offered, on the same server. Never ``relayed`` without that evidence.
+Inbound recipients are protocol-log and reject-line ``RCPT`` rows, tracking-log "received
+inbound" records (1012) that no protocol-log RCPT covers, and MTA deliveries linked by queue id to
+the client that submitted the message. Each is classified by relay form, checked for
+authentication and trust, and matched against outbound evidence: for MTA logs, a delivery ``sent``
+to another host for the same queue id; otherwise tracking events 1014/1010/1011 (or 1002/1003)
+or an outbound SMTP session whose RCPT the remote accepted, for the same effective recipient (and
+sender, when both are SMTP addresses), from 5 minutes before to 48 hours after it was offered.
+Never ``relayed`` without that evidence.
+
+Everything is matched within one server (the ``server`` column; null is its own server), so
+findings can be computed server by server (:func:`build_findings_by_server`) with the same result.
 """
 
 from __future__ import annotations
@@ -71,8 +76,7 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
             .join(proto.select(pl.col("ts").alias("pts"), pl.col("server").alias("pserver"),
                                _key(pl.col("recipient")).alias("k")), on="k")
             .filter(((pl.col("ts") - pl.col("pts")).abs() <= COVER_WINDOW)
-                    & (pl.col("server").eq_missing(pl.col("pserver")) | pl.col("server").is_null()
-                       | pl.col("pserver").is_null()))
+                    & pl.col("server").eq_missing(pl.col("pserver")))
             .select("source", "line").unique()
         )
         tracking = tracking.join(covered, on=["source", "line"], how="anti")
@@ -244,8 +248,7 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
     ]).unique()
     matched = wanted.join(out.rename({"ts": "out_ts", "server": "out_server"}), on="k").filter(
         (pl.col("out_ts") >= pl.col("ts") - MATCH_BEFORE) & (pl.col("out_ts") <= pl.col("ts") + MATCH_AFTER)
-        & (pl.col("server").is_null() | pl.col("out_server").is_null()
-           | (pl.col("server") == pl.col("out_server")))
+        & pl.col("server").eq_missing(pl.col("out_server"))
         & (~pl.col("rsender").fill_null("").str.contains("@")
            | ~pl.col("sender_k").fill_null("").str.contains("@")
            | (pl.col("rsender") == pl.col("sender_k")))
@@ -290,6 +293,19 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
     for row in rcpts.sort("ts", "source", "line").iter_rows(named=True):
         records.append(_finding(row, site, sha256, line_text))
     return pl.DataFrame(records, schema=finding_schema(), orient="row")
+
+
+def build_findings_by_server(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
+                             line_text: LineLookup) -> pl.DataFrame:
+    """:func:`build_findings` run on each server's events separately (bounded memory, and the unit
+    that an incremental batch run recomputes); the same findings as one run over all events."""
+    frames = [build_findings(part, site, sha256, line_text)
+              for _, part in sorted(events.partition_by("server", as_dict=True).items(),
+                                    key=lambda kv: (kv[0][0] is None, kv[0][0] or ""))]
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return empty_findings()
+    return pl.concat(frames).sort("time", "id")
 
 
 def finding_schema() -> dict[str, pl.DataType]:

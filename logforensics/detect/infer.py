@@ -49,15 +49,29 @@ def infer_time_offset(events: pl.DataFrame) -> tuple[int, int] | None:
 
 def infer_site(events: pl.DataFrame, site: SiteProfile) -> tuple[pl.DataFrame, SiteProfile]:
     """Fill in what ``site`` does not say; returns the (possibly time-shifted) events and profile."""
+    site, shift = infer_profile(events, site)
+    return shift_protocol_times(events, shift), site
+
+
+def shift_protocol_times(events: pl.DataFrame, minutes: int) -> pl.DataFrame:
+    """Protocol-log times moved by ``minutes`` (the inferred offset of their local clock)."""
+    if not minutes:
+        return events
+    return events.with_columns(
+        pl.when(pl.col("format").is_in(PROTOCOL_FORMATS))
+        .then(pl.col("ts") + pl.duration(minutes=minutes)).otherwise(pl.col("ts")).alias("ts"))
+
+
+def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, int]:
+    """The profile with what the events reveal filled in, and the minutes to add to protocol-log times."""
+    shift = 0
     if site.timezone is None:
         found = infer_time_offset(events)
         if found and found[0] != 0:
             offset, n = found
             hours, rest = divmod(abs(offset), 60)
             zone = f"Etc/GMT{'+' if offset > 0 else '-'}{hours}" if rest == 0 else None
-            events = events.with_columns(
-                pl.when(pl.col("format").is_in(PROTOCOL_FORMATS))
-                .then(pl.col("ts") + pl.duration(minutes=offset)).otherwise(pl.col("ts")).alias("ts"))
+            shift = offset
             site = site.with_inferred(
                 "timezone", zone or f"UTC{'-' if offset > 0 else '+'}{abs(offset)}min",
                 f"protocol-log times are UTC{'-' if offset > 0 else '+'}{abs(offset) / 60:g}h: {n} inbound "
@@ -81,18 +95,31 @@ def infer_site(events: pl.DataFrame, site: SiteProfile) -> tuple[pl.DataFrame, S
         if len(distinct) == 1 and hosts.len() >= 2:
             site = site.with_inferred("forward_all_to", distinct[0],
                                       f"all {hosts.len()} outbound SMTP sessions went to this one host")
-    if site.reroute_inbound is None and events.filter(pl.col("event_id") == 1014).height:
+    if site.reroute_inbound is None and events.filter(_ims_tracking(1014)).height:
         site = site.with_inferred("reroute_inbound", True, "tracking shows 1014 'SMTP message rerouted'")
     if site.relay_policy == "unknown":
         policy = _relay_policy(events, site)
         if policy:
             site = site.with_inferred("relay_policy", policy[0], policy[1])
-    return events, site
+    return site, shift
+
+
+def _ims_tracking(*event_ids: int) -> pl.Expr:
+    """Exchange 5.5 tracking rows with these event numbers (other formats reuse the numbers)."""
+    return (pl.col("format") == "ims55-tracking") & pl.col("event_id").is_in(event_ids)
+
+
+def _delivered_here() -> pl.Expr:
+    """MTA deliveries on the server itself (mailbox, LMTP), not to a content filter on loopback."""
+    return ((pl.col("event") == "deliver") & (pl.col("direction") == "local") & (pl.col("status") == "sent")
+            & ~pl.col("relay_host").fill_null("").str.contains(r"127\.0\.0\.1|::1|localhost"))
 
 
 def domains_reason(events: pl.DataFrame) -> str:
-    if events.filter(pl.col("event_id").is_in(LOCAL_DELIVERY_EVENTS)).height:
+    if events.filter(_ims_tracking(*LOCAL_DELIVERY_EVENTS)).height:
         return "domains of recipients the server delivered locally (tracking 1013/1000/9)"
+    if events.filter(_delivered_here()).height:
+        return "domains of recipients the MTA delivered locally (mailbox/LMTP deliveries)"
     return "the parent domain of the server's own name"
 
 
@@ -106,7 +133,8 @@ def _own_names(events: pl.DataFrame) -> list[str]:
 
 
 def _local_domains(events: pl.DataFrame, site: SiteProfile) -> list[str]:
-    local = events.filter(pl.col("event_id").is_in(LOCAL_DELIVERY_EVENTS) & pl.col("recipient").is_not_null())
+    local = events.filter((_ims_tracking(*LOCAL_DELIVERY_EVENTS) | _delivered_here())
+                          & pl.col("recipient").is_not_null())
     domains = Counter(
         d.lower().rstrip(".>") for d in local["recipient"].str.extract(r"@([A-Za-z0-9.-]+)>?\s*$", 1).drop_nulls()
         .to_list())

@@ -1,0 +1,476 @@
+"""Batch runs over archived log trees: parallel, streaming, resumable, into a Parquet dataset.
+
+Output folder layout::
+
+    DIR/events/format=<fmt>/day=<YYYY-MM-DD>/<input-key>.parquet   one input's events of one day
+    DIR/findings.parquet     the findings (same fields as scan's JSON; evidence = list of structs)
+    DIR/incidents.parquet
+    DIR/manifest.json        per input: path, size, mtime, SHA-256, format, events, skipped lines,
+                             warnings, status (plus the site profile used and the run history)
+    DIR/state/all-findings.parquet   every finding before --since/--until/--min-severity
+
+Work is split into units: the files of one rotated log (``mail.log``, ``mail.log.1``, ...), read
+newest first in one worker so that year-less syslog stamps chain across the rotation exactly as in
+``scan``. Units run in parallel worker processes, each reading one file at a time and writing that
+file's events straight to Parquet, so memory is bounded by the largest single file, never by the
+archive. Detection then reads the dataset back one server at a time.
+
+A rerun with the same DIR skips inputs already done (same path with the same size and mtime, or
+the same SHA-256 under any path), parses only new or changed files, and recomputes the findings of
+the servers those files touch. Nothing is counted twice: an input's events live in files named by
+the input, which a re-parse replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from logforensics import TOOL_NAME, __version__
+from logforensics.detect.findings import build_findings, empty_findings
+from logforensics.detect.incidents import group_incidents
+from logforensics.detect.infer import infer_profile, shift_protocol_times
+from logforensics.detect.pipeline import Detection, select
+from logforensics.errors import LogForensicsError
+from logforensics.ingest import InputReport, YearAnchors, read_one
+from logforensics.rotation import newest_first, rotation_key
+from logforensics.schema import EVENT_SCHEMA, conform
+from logforensics.site import SiteProfile
+from logforensics.source_lines import SourceLines
+from logforensics.sources import iter_input_files, read_source
+
+MANIFEST = "manifest.json"
+EVENTS_DIR = "events"
+ALL_FINDINGS = "state/all-findings.parquet"
+
+#: Columns detection needs (``text`` and a few others stay on disk).
+DETECT_COLUMNS = [c for c in EVENT_SCHEMA if c not in ("text", "size", "transport", "verb")]
+#: Rows and columns site inference needs from the whole archive.
+INFER_COLUMNS = ["format", "event", "direction", "reply", "reply_text", "event_id", "recipient", "ts",
+                 "session", "relay_host", "helo", "status"]
+
+
+@dataclass
+class BatchResult:
+    output: Path
+    detection: Detection
+    inputs: list[dict]
+    processed: int
+    skipped: int
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning: what to parse
+
+
+@dataclass
+class FileFacts:
+    path: str
+    size: int
+    mtime: float
+
+
+def discover(paths: list[str | Path]) -> list[FileFacts]:
+    """Every input file below ``paths`` with its size and mtime (stat only; nothing is read)."""
+    out = []
+    for p in iter_input_files(paths):
+        try:
+            st = p.stat()
+        except OSError:
+            out.append(FileFacts(str(p), -1, 0.0))  # reported as unreadable when it is read
+            continue
+        out.append(FileFacts(str(p), st.st_size, st.st_mtime))
+    return out
+
+
+def plan_units(files: list[FileFacts]) -> list[list[FileFacts]]:
+    """Rotation groups, newest file first in each, largest group first (for load balance)."""
+    groups: dict[str, list[FileFacts]] = {}
+    for f in files:
+        groups.setdefault(rotation_key(f.path).group, []).append(f)
+    units = []
+    for members in groups.values():
+        order = newest_first([m.path for m in members])
+        units.append(sorted(members, key=lambda m: order.index(m.path)))
+    return sorted(units, key=lambda u: -sum(max(f.size, 0) for f in u))
+
+
+def input_key(path: str) -> str:
+    """The file-name stem of an input's event partitions (stable for a path)."""
+    return hashlib.sha1(path.encode("utf-8", "surrogateescape"), usedforsecurity=False).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------------------------------------
+# Work: one unit in a worker process
+
+
+def _write_parts(events: pl.DataFrame, out: Path, key: str) -> list[str]:
+    """Write one input's events as ``events/format=F/day=D/<key>.parquet``; returns relative paths."""
+    if events.is_empty():
+        return []
+    frame = events.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d").fill_null("unknown").alias("day"))
+    parts = []
+    for (fmt, day), part in frame.partition_by("format", "day", as_dict=True).items():
+        rel = f"{EVENTS_DIR}/format={fmt}/day={day}/{key}.parquet"
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{key}.{os.getpid()}.tmp")
+        part.drop("format", "day").write_parquet(tmp, compression="zstd", statistics=True)
+        tmp.replace(target)  # atomic: a crash never leaves half a partition
+        parts.append(rel)
+    return parts
+
+
+def process_unit(unit: list[FileFacts], site: SiteProfile, year: int | None, out: str,
+                 known_sha: dict[str, str], progress: object | None = None) -> list[dict]:
+    """Parse the files of one unit (newest first) and write their events. Returns manifest entries.
+
+    An input whose SHA-256 is already in ``known_sha`` (done under another path) is not parsed again.
+    """
+    out_dir = Path(out)
+    anchors = YearAnchors(year)
+    entries: list[dict] = []
+    for facts in unit:
+        try:
+            sources = read_source(facts.path)
+        except LogForensicsError as exc:
+            entries.append({**InputReport(facts.path, "", max(facts.size, 0), None, warnings=[str(exc)],
+                                          status="unreadable", mtime=facts.mtime).to_dict(),
+                            "file": facts.path, "file_sha256": "", "parts": [], "servers": []})
+            _tick(progress, facts)
+            continue
+        file_sha = sources[0].sha256 if len(sources) == 1 and "!" not in sources[0].path else ""
+        if len(sources) != 1 or "!" in sources[0].path:
+            file_sha = _file_sha(facts.path)
+        order = newest_first([s.path for s in sources])
+        for source in sorted(sources, key=lambda s: order.index(s.path)):
+            if source.sha256 in known_sha and known_sha[source.sha256] != source.path:
+                entries.append({**InputReport(source.path, source.sha256, source.size, None, status="duplicate",
+                                              mtime=source.mtime, warnings=[
+                                                  f"{source.path}: identical to {known_sha[source.sha256]} "
+                                                  "(same SHA-256); not counted twice"]).to_dict(),
+                                "file": facts.path, "file_sha256": file_sha, "parts": [], "servers": []})
+                continue
+            try:
+                events, report, _lines = read_one(source, site, year_hint=anchors.hint(source))
+                del _lines
+                parts = _write_parts(events, out_dir, input_key(source.path))
+            except Exception as exc:  # a reader bug must not cost the rest of the archive
+                report = InputReport(source.path, source.sha256, source.size, None, status="error",
+                                     mtime=source.mtime, warnings=[
+                                         f"{source.path}: internal error while reading "
+                                         f"({type(exc).__name__}: {exc}); this input was skipped"])
+                events, parts = pl.DataFrame(schema=EVENT_SCHEMA), []
+            anchors.record(report)
+            servers = sorted({s or "" for s in events["server"].unique().to_list()}) if events.height else []
+            entries.append({**report.to_dict(), "file": facts.path, "file_sha256": file_sha, "parts": parts,
+                            "servers": servers, "first_month": report.first_month})
+            del events, source
+        _tick(progress, facts)
+    return entries
+
+
+def _file_sha(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tick(progress: object | None, facts: FileFacts) -> None:
+    if progress is not None:
+        with contextlib.suppress(Exception):  # progress is best effort; never lose work over it
+            progress.put((facts.path, max(facts.size, 0)))  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """Files, bytes, rate and ETA: a bar on a terminal, plain lines in CI or a pipe."""
+
+    def __init__(self, total_files: int, total_bytes: int, *, enabled: bool = True,
+                 emit: Callable[[str], None] | None = None) -> None:
+        import sys
+
+        self.total_files, self.total_bytes = total_files, total_bytes
+        self.files = self.bytes = 0
+        self.start = time.monotonic()
+        self.enabled = enabled
+        self.interactive = enabled and sys.stderr.isatty() and not os.environ.get("CI")
+        self.emit = emit or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._bar = None
+        if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn("[bold]batch"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                            TextColumn("files"), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+            self._files_task = self._bar.add_task("bytes", total=max(total_bytes, 1))
+            self._bar.start()
+
+    def advance(self, path: str, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._files_task, completed=self.bytes)
+            return
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        rate = self.bytes / elapsed
+        eta = (self.total_bytes - self.bytes) / rate if rate > 0 else 0.0
+        self.emit(f"batch: {self.files}/{self.total_files} files, {self.bytes / 1e6:.1f}/"
+                  f"{self.total_bytes / 1e6:.1f} MB, {rate / 1e6:.1f} MB/s, ETA {eta:.0f} s: {path}")
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.emit(f"batch: {text}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest
+
+
+def load_manifest(out: Path) -> dict:
+    path = out / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LogForensicsError(f"cannot read the manifest of an earlier run ({exc}); "
+                                "use a new --output folder", path=str(path)) from None
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    path = out / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The job
+
+
+def _run_units(units: list[list[FileFacts]], site: SiteProfile, year: int | None, out: Path,
+               known_sha: dict[str, str], jobs: int, progress: Progress,
+               on_done: Callable[[list[dict]], None]) -> None:
+    """Run the units, in worker processes when ``jobs`` > 1; ``on_done`` gets each unit's entries."""
+    if jobs <= 1 or len(units) <= 1:
+        for unit in units:
+            queue = _InlineQueue(progress)
+            on_done(process_unit(unit, site, year, str(out), known_sha, queue))
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    os.environ.setdefault("POLARS_MAX_THREADS", str(threads))  # workers inherit it
+    ctx = multiprocessing.get_context("spawn")  # Polars is multi-threaded: never fork it
+    with ctx.Manager() as manager:
+        queue = manager.Queue()
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            pending: set[Future] = {pool.submit(process_unit, u, site, year, str(out), known_sha, queue)
+                                    for u in units}
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(queue, progress)
+                for fut in done:
+                    on_done(fut.result())
+            _drain(queue, progress)
+
+
+class _InlineQueue:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def put(self, item: tuple[str, int]) -> None:
+        self.progress.advance(*item)
+
+
+def _drain(queue: object, progress: Progress) -> None:
+    while True:
+        try:
+            item = queue.get_nowait()  # type: ignore[attr-defined]
+        except Exception:
+            return
+        progress.advance(*item)
+
+
+def scan_events(out: Path) -> pl.LazyFrame | None:
+    """The events dataset as a lazy frame (``format`` from the partition path), or None if empty."""
+    files = sorted((out / EVENTS_DIR).glob("format=*/day=*/*.parquet"))
+    if not files:
+        return None
+    return pl.scan_parquet(out / EVENTS_DIR, hive_partitioning=True,
+                           hive_schema={"format": pl.String, "day": pl.String}).drop("day")
+
+
+def _iter_server_events(lazy: pl.LazyFrame, servers: list[str | None]) -> Iterator[pl.DataFrame]:
+    cols = list(DETECT_COLUMNS)
+    for server in servers:
+        cond = pl.col("server").is_null() if server is None else (pl.col("server") == server)
+        yield conform(lazy.filter(cond).select(cols).collect())
+
+
+def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, jobs: int | None = None,
+          year: int | None = None, since: datetime | None = None, until: datetime | None = None,
+          min_severity: str = "info", show_progress: bool = True) -> BatchResult:
+    """Parse every input into the dataset under ``output`` (skipping what is done), then detect."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(out)
+    started = datetime.now(UTC)
+    jobs = jobs or os.cpu_count() or 1
+    done_files: dict[str, dict] = manifest.get("files", {})
+    inputs: dict[str, dict] = {e["path"]: e for e in manifest.get("inputs", [])}
+
+    files = discover(paths)
+    todo: list[FileFacts] = []
+    skipped = 0
+    affected: set[str | None] = set()
+    for f in files:
+        prev = done_files.get(f.path)
+        if prev and prev.get("size") == f.size and prev.get("mtime") == f.mtime:
+            skipped += 1
+            continue
+        if prev and f.size >= 0 and _file_sha(f.path) == prev.get("sha256"):
+            prev["mtime"] = f.mtime  # same bytes, touched: nothing to redo
+            skipped += 1
+            continue
+        if prev:  # changed: forget its old events
+            for entry in [e for e in inputs.values() if e.get("file") == f.path]:
+                for rel in entry.get("parts", []):
+                    (out / rel).unlink(missing_ok=True)
+                affected.update(s or None for s in entry.get("servers", []))
+                del inputs[entry["path"]]
+        todo.append(f)
+
+    known_sha = {e["sha256"]: e["path"] for e in inputs.values() if e.get("sha256") and e.get("status") == "ok"}
+    progress = Progress(len(todo), sum(max(f.size, 0) for f in todo), enabled=show_progress)
+    if skipped:
+        progress.note(f"{skipped} input file(s) already done in {out}; skipped")
+
+    def on_done(entries: list[dict]) -> None:
+        for e in entries:
+            inputs[e["path"]] = e
+            affected.update(s or None for s in e.get("servers", []))
+            if e.get("file_sha256") or e.get("sha256"):
+                size = next((f.size for f in files if f.path == e["file"]), None)
+                mtime = next((f.mtime for f in files if f.path == e["file"]), None)
+                done_files[e["file"]] = {"size": size, "mtime": mtime,
+                                         "sha256": e.get("file_sha256") or e.get("sha256")}
+        manifest.update(files=done_files, inputs=sorted(inputs.values(), key=lambda x: x["path"]))
+        write_manifest(out, manifest)  # after every unit: an interrupted run resumes from here
+
+    try:
+        _run_units(plan_units(todo), site, year, out, known_sha, jobs, progress, on_done)
+    finally:
+        progress.close()
+    _drop_duplicates(out, inputs, affected)
+
+    detection, warnings = _detect(out, site, inputs, affected, manifest, progress)
+    selected = select(detection, since=since, until=until, min_severity=min_severity)
+    _write_frame(selected.findings, out / "findings.parquet")
+    _write_frame(selected.incidents, out / "incidents.parquet")
+
+    manifest.update({
+        "tool": TOOL_NAME, "version": __version__, "site": detection.site.to_dict(),
+        "files": done_files, "inputs": sorted(inputs.values(), key=lambda x: x["path"]),
+        "findings": selected.findings.height, "incidents": selected.incidents.height,
+        "runs": [*manifest.get("runs", []), {
+            "started": started.isoformat(), "finished": datetime.now(UTC).isoformat(), "jobs": jobs,
+            "parsed_files": len(todo), "skipped_files": skipped,
+            "recomputed_servers": sorted("" if s is None else s for s in affected),
+            "since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
+            "min_severity": min_severity}],
+        "warnings": warnings,
+    })
+    write_manifest(out, manifest)
+    return BatchResult(out, selected, manifest["inputs"], len(todo), skipped, warnings)
+
+
+def _drop_duplicates(out: Path, inputs: dict[str, dict], affected: set[str | None]) -> None:
+    """The same bytes under two paths count once: the first path (in path order) keeps its events."""
+    first: dict[str, str] = {}
+    for path in sorted(inputs):
+        e = inputs[path]
+        if e.get("status") != "ok" or not e.get("sha256") or not e.get("events"):
+            continue
+        if e["sha256"] not in first:
+            first[e["sha256"]] = path
+            continue
+        for rel in e.get("parts", []):
+            (out / rel).unlink(missing_ok=True)
+        affected.update(s or None for s in e.get("servers", []))
+        e.update(status="duplicate", parts=[], warnings=[
+            *e.get("warnings", []), f"{path}: identical to {first[e['sha256']]} (same SHA-256); not counted twice"])
+
+
+def _write_frame(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.write_parquet(tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set[str | None], manifest: dict,
+            progress: Progress) -> tuple[Detection, list[str]]:
+    """Findings for the affected servers, merged with the kept findings of the others."""
+    lazy = scan_events(out)
+    if lazy is None:
+        findings, incidents = group_incidents(empty_findings())
+        return Detection(site, findings, incidents), []
+    infer_rows = lazy.filter(pl.col("event").is_in(["rcpt", "tracking", "helo", "connect", "deliver"])
+                             | (pl.col("reply") == 235)).select(INFER_COLUMNS).collect()
+    effective, shift = infer_profile(infer_rows, site)
+    del infer_rows
+    all_servers = [None if s is None else s for s in
+                   lazy.select(pl.col("server").unique()).collect()["server"].to_list()]
+    previous = out / ALL_FINDINGS
+    kept = empty_findings()
+    if previous.exists() and manifest.get("site") == effective.to_dict():
+        old = pl.read_parquet(previous)
+        kept = old.filter(~pl.col("server").is_in([s for s in affected if s is not None])
+                          & ~(pl.col("server").is_null() if None in affected else pl.lit(False)))
+        kept = kept.drop("incident") if "incident" in kept.columns else kept
+        servers = [s for s in all_servers if s in affected]
+    else:
+        servers = all_servers
+    servers.sort(key=lambda s: (s is None, s or ""))
+    progress.note(f"detecting on {len(servers)} server(s)")
+
+    sha = {p: e.get("sha256", "") for p, e in inputs.items()}
+    lines = SourceLines(sha)
+    frames = [kept]
+    for events in _iter_server_events(lazy, servers):
+        events = shift_protocol_times(events, shift)
+        frames.append(build_findings(events, effective, sha, lines.lookup))
+    findings = pl.concat([f for f in frames if f.height] or [empty_findings()]).sort("time", "id")
+    _write_frame(findings, previous)
+    findings, incidents = group_incidents(findings)
+    return Detection(effective, findings, incidents), lines.warnings

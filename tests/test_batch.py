@@ -1,0 +1,182 @@
+"""Batch: compressed and nested inputs, the Parquet dataset, manifest, resumption, scan equivalence."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+import shutil
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from logforensics.batch import batch, plan_units, scan_events
+from logforensics.scan import scan
+from logforensics.site import load_site_profile
+from tests.conftest import SAMPLES
+
+SITE = load_site_profile(SAMPLES / "site-ims55.toml")
+EXCH = SAMPLES / "ims55" / "EXCH01" / "Exchsrvr"
+LOGS = sorted((EXCH / "Imcdata" / "Log").glob("L*.LOG"))
+TRACKING = sorted((EXCH / "Tracking.log").glob("*.log"))
+
+
+def comparable(findings: pl.DataFrame | list[dict]) -> list[tuple]:
+    """Findings as sortable tuples of everything but the machine-specific paths' prefix."""
+    rows = findings.iter_rows(named=True) if isinstance(findings, pl.DataFrame) else findings
+    out = []
+    for f in rows:
+        evidence = tuple((Path(e["path"]).name, e["line"], e["sha256"], e["text"]) for e in f["evidence"])
+        out.append((f["id"], f["rule"], f["form"], f["verdict"],
+                    f["severity"], f["recipient"], f["client_ip"], f["incident"], evidence))
+    return sorted(out)
+
+
+def tree(tmp_path: Path, files: list[Path], name: str = "tree") -> Path:
+    root = tmp_path / name
+    for f in files:
+        rel = f.relative_to(SAMPLES)
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, root / rel)
+    return root
+
+
+def test_scan_and_batch_give_the_same_findings_on_the_samples(tmp_path):
+    scanned = scan([SAMPLES / "ims55"], SITE)
+    result = batch([SAMPLES / "ims55"], SITE, tmp_path / "out", jobs=2, show_progress=False)
+    assert result.detection.findings.height == scanned.findings.height > 0
+    assert comparable(result.detection.findings) == comparable(scanned.findings)
+    written = pl.read_parquet(tmp_path / "out" / "findings.parquet")
+    assert comparable(written) == comparable(scanned.findings)
+    incidents = pl.read_parquet(tmp_path / "out" / "incidents.parquet")
+    assert incidents["id"].to_list() == scanned.incidents["id"].to_list()
+    # The events dataset holds exactly scan's events, partitioned by format and day.
+    events = scan_events(tmp_path / "out").collect()
+    assert events.height == scanned.events.height
+    days = {p.parent.name for p in (tmp_path / "out" / "events").rglob("*.parquet")}
+    assert days == {"day=2000-06-14", "day=2000-06-15"}
+
+
+def test_one_job_and_two_jobs_agree(tmp_path):
+    one = batch([SAMPLES / "ims55"], SITE, tmp_path / "one", jobs=1, show_progress=False)
+    two = batch([SAMPLES / "ims55"], SITE, tmp_path / "two", jobs=2, show_progress=False)
+    assert comparable(one.detection.findings) == comparable(two.detection.findings)
+
+
+def test_manifest_records_chain_of_custody(tmp_path):
+    batch([SAMPLES / "ims55"], SITE, tmp_path / "out", jobs=1, show_progress=False)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    by_path = {i["path"]: i for i in manifest["inputs"]}
+    log = by_path[str(LOGS[0])]
+    assert log["format"] == "ims55-protocol" and log["status"] == "ok"
+    assert log["sha256"] == __import__("hashlib").sha256(LOGS[0].read_bytes()).hexdigest()
+    assert log["bytes"] == LOGS[0].stat().st_size and log["mtime"] == LOGS[0].stat().st_mtime
+    assert log["events"] > 0 and isinstance(log["warnings"], list) and "skipped_lines" in log
+    assert by_path[str(SAMPLES / "ims55" / "GROUND_TRUTH.md")]["status"] == "unrecognised"
+    assert manifest["site"]["timezone"] == "America/Chicago"
+    assert manifest["findings"] == pl.read_parquet(tmp_path / "out" / "findings.parquet").height
+
+
+def _compress(kind: str, data: bytes) -> bytes:
+    return {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}[kind](data)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz"])
+def test_each_compression_by_magic_bytes_not_suffix(tmp_path, kind):
+    root = tree(tmp_path, [*LOGS, *TRACKING])
+    # Compress one protocol log under a misleading name (no suffix, or the wrong one).
+    target = root / LOGS[1].relative_to(SAMPLES)
+    target.write_bytes(_compress(kind, target.read_bytes()))
+    target.rename(target.with_name(target.name + ".old"))
+    plain = batch([tree(tmp_path, [*LOGS, *TRACKING], "plain")], SITE, tmp_path / "p", jobs=1, show_progress=False)
+    packed = batch([root], SITE, tmp_path / "c", jobs=1, show_progress=False)
+    entry = next(i for i in packed.inputs if i["path"].endswith(".LOG.old"))
+    assert entry["compression"] == kind and entry["status"] == "ok" and entry["events"] > 0
+    assert sorted(f[1:8] for f in comparable(packed.detection.findings)) == \
+        sorted(f[1:8] for f in comparable(plain.detection.findings))
+
+
+def test_zip_members_are_named_archive_bang_member_and_nested_gzip_is_read(tmp_path):
+    archive = tmp_path / "in" / "exch01-logs.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in [*LOGS, *TRACKING]:
+            data = f.read_bytes()
+            name = str(f.relative_to(SAMPLES / "ims55"))
+            if f == LOGS[2]:
+                data, name = gzip.compress(data), name + ".gz"
+            z.writestr(name, data)
+    result = batch([archive.parent], SITE, tmp_path / "out", jobs=1, show_progress=False)
+    paths = {i["path"]: i for i in result.inputs}
+    member = f"{archive}!EXCH01/Exchsrvr/Imcdata/Log/L0000002.LOG.gz"
+    assert paths[member]["compression"] == "zip+gzip" and paths[member]["events"] > 0
+    scanned = scan([SAMPLES / "ims55"], SITE)
+    assert result.detection.findings.height == scanned.findings.height
+    cited = {e["path"] for ev in result.detection.findings["evidence"] for e in ev}
+    assert all("!" in p for p in cited)
+    assert all(e["text"] for ev in result.detection.findings["evidence"] for e in ev)
+
+
+def test_rerun_skips_new_file_joins_nothing_doubles(tmp_path):
+    root = tree(tmp_path, [LOGS[0], *TRACKING])
+    out = tmp_path / "out"
+    first = batch([root], SITE, out, jobs=1, show_progress=False)
+    assert first.processed == 3 and first.skipped == 0
+    events_first = scan_events(out).collect().height
+
+    again = batch([root], SITE, out, jobs=1, show_progress=False)
+    assert again.processed == 0 and again.skipped == 3
+    assert scan_events(out).collect().height == events_first
+    assert comparable(again.detection.findings) == comparable(first.detection.findings)
+
+    # New files join; the result equals a fresh run over everything.
+    tree(tmp_path, LOGS[1:])
+    joined = batch([root], SITE, out, jobs=1, show_progress=False)
+    assert joined.processed == 2 and joined.skipped == 3
+    fresh = batch([root], SITE, tmp_path / "fresh", jobs=1, show_progress=False)
+    assert comparable(joined.detection.findings) == comparable(fresh.detection.findings)
+    assert scan_events(out).collect().height == scan_events(tmp_path / "fresh").collect().height
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["inputs"]) == 5 and len(manifest["runs"]) == 3
+
+
+def test_a_changed_file_replaces_its_events_and_a_copy_is_not_counted_twice(tmp_path):
+    root = tree(tmp_path, [*LOGS, *TRACKING])
+    out = tmp_path / "out"
+    batch([root], SITE, out, jobs=1, show_progress=False)
+    before = scan_events(out).collect().height
+    # The same evidence again under another name: skipped as a duplicate.
+    copy = root / "zz-copy-of-L0000000.LOG"  # sorts after the original
+    shutil.copy2(root / LOGS[0].relative_to(SAMPLES), copy)
+    dup = batch([root], SITE, out, jobs=1, show_progress=False)
+    entry = next(i for i in dup.inputs if i["path"] == str(copy))
+    assert entry["status"] == "duplicate"
+    assert scan_events(out).collect().height == before
+    # A file whose bytes change is parsed again and its old events are replaced, not added to.
+    changed = root / LOGS[2].relative_to(SAMPLES)
+    lines = changed.read_bytes().splitlines(keepends=True)
+    changed.write_bytes(b"".join(lines[: len(lines) // 2]))
+    redo = batch([root], SITE, out, jobs=1, show_progress=False)
+    assert redo.processed == 1
+    fresh = batch([root], SITE, tmp_path / "fresh", jobs=1, show_progress=False)
+    assert scan_events(out).collect().height == scan_events(tmp_path / "fresh").collect().height
+    assert comparable(redo.detection.findings) == comparable(fresh.detection.findings)
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal(tmp_path, capsys):
+    batch([SAMPLES / "ims55"], SITE, tmp_path / "out", jobs=1, show_progress=True)
+    err = capsys.readouterr().err
+    assert "batch: 1/6 files" in err and "MB/s" in err and "ETA" in err
+
+
+def test_units_keep_a_rotation_together_newest_first():
+    from logforensics.batch import FileFacts
+
+    files = [FileFacts(p, s, 0.0) for p, s in [("/a/mail.log.2.gz", 5), ("/a/mail.log", 1),
+                                               ("/a/mail.log.1", 2), ("/b/L0000000.LOG", 100)]]
+    units = plan_units(files)
+    assert [[f.path for f in u] for u in units] == [["/b/L0000000.LOG"],
+                                                    ["/a/mail.log", "/a/mail.log.1", "/a/mail.log.2.gz"]]
