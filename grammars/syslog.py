@@ -15,6 +15,7 @@ Layouts accepted (research note generic-smtp §1), each optional part in bracket
   (``sm-acceptingconnections``).
 * Solaris syslogd inserts ``[ID 801593 mail.info]`` after the tag.
 * ``last message repeated N times`` is a bare syslogd line with no tag.
+* FreeBSD's syslogd can log the priority after the stamp: ``Jun 17 14:37:39 <mail.info> robin sm-mta[..]``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ TAG = r"(?P<tag>[A-Za-z][A-Za-z0-9_./-]*)(?:\[(?P<pid>[0-9]+)\])?:"
 #: The whole envelope. The message is everything after the tag (and Solaris' message id).
 LINE = (
     r"(?:(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)?"
+    r"(?:<(?P<priority>[A-Za-z0-9]+\.[A-Za-z]+)>[ \t]+)?"
     r"(?:(?P<host>[^ \t\[\]]*[^ \t\[\]:])[ \t]+)?"
     + TAG
     + r"[ \t]?(?:\[ID [0-9]+ (?P<facility>[A-Za-z0-9]+\.[A-Za-z]+)\][ \t]?)?"

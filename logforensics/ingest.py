@@ -14,7 +14,7 @@ import polars as pl
 from logforensics.errors import LogForensicsError
 from logforensics.readers import READERS, SNIFF_LINES, ReadContext, sniff_format
 from logforensics.readers.syslog import YearHint
-from logforensics.rotation import newest_first, rotation_key
+from logforensics.rotation import newest_first, rotation_date, rotation_key
 from logforensics.schema import empty_events
 from logforensics.site import SiteProfile
 from logforensics.sources import Source, decode_text, iter_input_files, read_source, split_lines
@@ -131,7 +131,8 @@ def iter_sources(paths: list[str | Path]) -> Iterator[Source | InputReport]:
 
 
 class YearAnchors:
-    """Year hints for year-less logs: ``--year``, else the next newer rotated file, else the mtime."""
+    """Year hints for year-less logs, strongest first: ``--year``; the rotation date in the file name
+    (``mail.log-20050103``); the first line of the next newer file of the same rotation; the mtime."""
 
     def __init__(self, year: int | None = None) -> None:
         self.year = year
@@ -140,6 +141,9 @@ class YearAnchors:
     def hint(self, source: Source) -> YearHint:
         if self.year is not None:
             return YearHint(start_year=self.year)
+        dated = rotation_date(source.path)
+        if dated is not None:
+            return YearHint(end_at=dated[:2], end_source="the rotation date in the file name")
         newer = self._newer.get(rotation_key(source.path).group)
         if newer is not None:
             return YearHint(end_at=newer[0], end_source=f"rotation order (older than {newer[1]})")

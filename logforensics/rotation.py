@@ -43,6 +43,20 @@ def rotation_key(path: str) -> RotationKey:
     return RotationKey(f"{parent}/{stem}", (0, ""))
 
 
+def rotation_date(path: str) -> tuple[int, int, int] | None:
+    """(year, month, day) from a date-suffixed rotation name (``maillog-20050103``), else None.
+
+    logrotate's ``dateext`` names a file after the day it was rotated, so its last line was written
+    on or before that day: an anchor for year-less stamps that survives copying (mtimes do not).
+    """
+    name = path.replace("\\", "/").rpartition("/")[2]
+    m = _DATED.match(_COMPRESSED.sub("", name))
+    if not m:
+        return None
+    y, mo, d = int(m["date"][:4]), int(m["date"][4:6]), int(m["date"][6:])
+    return (y, mo, d) if 1 <= mo <= 12 and 1 <= d <= 31 else None
+
+
 def newest_first(paths: list[str]) -> list[str]:
     """The paths ordered so that, within each rotation group, newer files come before older ones.
 

@@ -62,6 +62,11 @@ EVENTS: dict[str, str] = {
     "deliver": "one delivery attempt for one recipient (`message`, `recipient`, `orig_recipient`, "
                "`relay_host`, `transport`, `status`; `direction` out = to another host, local = here)",
     "auth": "an authentication attempt (`auth_user`, `status` ok/failed)",
+    "helo": "a HELO/EHLO, or a reject of one (`helo`, `reply`)",
+    "mail": "a MAIL FROM, or a reject of one (`sender`, `reply`); Sendmail `from=` with no recipient accepted",
+    "data": "a DATA/BDAT, or a reject at that stage (`reply`)",
+    "command": "another SMTP command (VRFY, EXPN, ETRN, ...) with its reply when logged",
+    "quit": "the client disconnected",
     "note": "any other mail-system line kept for context",
 }
 

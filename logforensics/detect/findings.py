@@ -31,6 +31,12 @@ MATCH_BEFORE = pl.duration(minutes=5)
 MATCH_AFTER = pl.duration(hours=48)
 COVER_WINDOW = pl.duration(minutes=10)
 
+#: Reply texts in which the server itself says it refused to relay (Postfix, Sendmail, Exim default
+#: ACL, Exchange 5.5 IMS, Exchange 2000+/IIS). Such a refusal is a finding even when the site's
+#: local domains are unknown: the MTA judged the recipient foreign.
+RELAY_DENIAL = (r"(?i)relay access denied|relaying denied|relay not permitted|unable to relay|"
+                r"relaying (?:is )?(?:prohibited|denied|not allowed)|we do not relay|relay(?:ing)? refused")
+
 FINDING_COLUMNS = [
     "id", "rule", "form", "verdict", "severity", "time", "server", "client_host", "client_ip",
     "authenticated", "auth_user", "sender", "recipient", "effective_recipient", "external", "explanation", "probe",
@@ -88,8 +94,8 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
         pl.lit("tracking").alias("origin"),
     )
     cols = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
-            "sender", "recipient", "reply", "reply_line", "raw_line", "record_line", "authenticated",
-            "auth_user", "origin"]
+            "sender", "recipient", "reply", "reply_text", "reply_line", "raw_line", "record_line",
+            "authenticated", "auth_user", "origin"]
     frames = [proto.select(cols), tracking.select(cols)]
     frames = [f.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"),
                              pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
@@ -120,7 +126,8 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
     empty = pl.DataFrame(schema={
         "source": pl.String, "line": pl.Int64, "ts": UTC_TS, "format": pl.String, "server": pl.String,
         "session": pl.String, "client_host": pl.String, "client_ip": pl.String, "helo": pl.String,
-        "sender": pl.String, "recipient": pl.String, "reply": pl.Int64, "reply_line": pl.Int64,
+        "sender": pl.String, "recipient": pl.String, "reply": pl.Int64, "reply_text": pl.String,
+        "reply_line": pl.Int64,
         "raw_line": pl.Int64, "record_line": pl.Int64, "authenticated": pl.Boolean, "auth_user": pl.String,
         "origin": pl.String, "linked": LINKED_TYPE, "delivered_out": pl.Boolean})
     if arrivals.is_empty():
@@ -178,7 +185,8 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
     queue = per_rcpt.select(
         pl.col("a_source").alias("source"), pl.col("a_line").alias("line"), "ts", "format", "server", "session",
         "client_host", "client_ip", "helo", "sender", pl.col("offered").alias("recipient"),
-        pl.lit(250, pl.Int64).alias("reply"), pl.lit(None, pl.Int64).alias("reply_line"),
+        pl.lit(250, pl.Int64).alias("reply"), pl.lit(None, pl.String).alias("reply_text"),
+        pl.lit(None, pl.Int64).alias("reply_line"),
         pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
         pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
         pl.lit("queue").alias("origin"), "linked", "delivered_out",
@@ -193,7 +201,8 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
             seen.unique(), on=["_server", "message", "k"], how="anti")
         queue = pl.concat([queue, listed.select(
             "source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
-            "sender", "recipient", pl.lit(250, pl.Int64).alias("reply"), pl.lit(None, pl.Int64).alias("reply_line"),
+            "sender", "recipient", pl.lit(250, pl.Int64).alias("reply"),
+            pl.lit(None, pl.String).alias("reply_text"), pl.lit(None, pl.Int64).alias("reply_line"),
             pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
             pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
             pl.lit("queue").alias("origin"),
@@ -284,7 +293,8 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
     rcpts = assess_recipients(events, site)
     if rcpts.is_empty():
         return empty_findings()
-    raise_it = ((pl.col("external") & ~pl.col("trusted")) | (pl.col("form") != "plain"))
+    raise_it = ((pl.col("external") & ~pl.col("trusted")) | (pl.col("form") != "plain")
+                | ((pl.col("reply") >= 400) & pl.col("reply_text").fill_null("").str.contains(RELAY_DENIAL)))
     rcpts = rcpts.filter(raise_it & pl.col("recipient").is_not_null())
     if rcpts.is_empty():
         return empty_findings()

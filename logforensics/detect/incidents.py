@@ -59,7 +59,7 @@ def _incident(inc_id: str, part: pl.DataFrame) -> tuple:
                       for r, ext in zip(part["effective_recipient"].to_list(), part["external"].to_list(),
                                         strict=True)
                       if r and ext and "@" in r})
-    host = next((h for h in part["client_host"].to_list() if h), None)
+    host = next((h for h in part["client_host"].to_list() if h and h.lower() != "unknown"), None)
     ip = next((i for i in part["client_ip"].to_list() if i), None)
     first, last = part["time"].min(), part["time"].max()
     parts = [f"{n} {v}" for v, n in sorted(verdicts.items())]

@@ -6,12 +6,22 @@ Adding a format means writing a grammar in ``grammars/``, a reader here, and one
 from __future__ import annotations
 
 from logforensics.readers.base import ReadContext, Reader, ReadResult
+from logforensics.readers.exchange_tracking import ExchangeTrackingReader
+from logforensics.readers.exim import EximReader
 from logforensics.readers.ims55_protocol import Ims55ProtocolReader
 from logforensics.readers.ims55_tracking import Ims55TrackingReader
+from logforensics.readers.postfix import PostfixReader
+from logforensics.readers.sendmail import SendmailReader
+from logforensics.readers.w3c_smtp import W3cSmtpReader
 
 READERS: dict[str, type[Reader]] = {
     Ims55ProtocolReader.name: Ims55ProtocolReader,
     Ims55TrackingReader.name: Ims55TrackingReader,
+    PostfixReader.name: PostfixReader,
+    SendmailReader.name: SendmailReader,
+    EximReader.name: EximReader,
+    W3cSmtpReader.name: W3cSmtpReader,
+    ExchangeTrackingReader.name: ExchangeTrackingReader,
 }
 
 #: How many leading lines a sniffer sees.

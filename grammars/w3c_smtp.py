@@ -1,0 +1,123 @@
+"""IIS SMTP service / Exchange 2000-2003 SMTP protocol log (``SMTPSVC<n>\\exYYMMDD.log``).
+
+Two layouts of the same service's log (research note generic-smtp §5):
+
+**W3C extended** (the default): directive lines, then space-separated data lines whose columns are
+named by the most recent ``#Fields:`` directive::
+
+    #Software: Microsoft Internet Information Services 5.0
+    #Version: 1.0
+    #Date: 2006-10-09 05:00:15
+    #Fields: date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method cs-uri-stem cs-uri-query sc-status sc-win32-status sc-bytes cs-bytes time-taken cs-version cs-host cs(User-Agent) cs(Cookie) cs(Referer)
+    2006-10-09 05:00:16 24.118.118.106 36A42160 SMTPSVC1 MEE-PDC 192.168.1.2 0 RCPT - +TO:+<pamb@meelift.com> 250 0 29 27 0 SMTP - - - -
+
+* header blocks reappear mid-file (service restart, rollover) and the field set may change there;
+  ``#Fields`` may end with a space; an IIS 7 field set has no ``date``/``time`` at all;
+* values never hold a space: ``+`` stands for one, ``-`` for an empty value;
+* ``date``/``time`` are UTC;
+* the data-line pattern depends on the field list, so it is built by :func:`data_pattern` (one
+  ``pp.Regex`` per field set; :data:`DEFAULT_FIELDS` when a file has no ``#Fields`` at all).
+
+**NCSA common** (same service, other logging option), local time with its UTC offset::
+
+    61.47.65.115 - 207.250.64.66 [11/Oct/2006:13:16:41 -0600] "MAIL -?+FROM:+<Keith@boardermail.com> SMTP" 250 46
+    205.188.158.121 - OutboundConnectionCommand [11/Oct/2006:13:16:39 -0600] "EHLO -?mee-pdc.meelift.com SMTP" 0 4
+
+In both, inbound lines carry the client's HELO name in the user-name column, and outbound lines
+(the service as a client) carry ``OutboundConnectionCommand`` / ``OutboundConnectionResponse``
+there, with the remote reply text in the query column.
+
+References: generic-smtp research note §5 (corpus iis-smtp/: OSSEC Exchange 2000 W3C and NCSA
+samples, an IIS 7 reduced-field log, an open-relay victim's excerpt); W3C Working Draft
+WD-logfile-960323 (Extended Log File Format).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyparsing as pp
+
+from grammars.common import regex_leaf
+
+#: A directive line: ``#Name: value`` (``#Fields:`` may carry a trailing space).
+DIRECTIVE = r"#(?P<directive>[A-Za-z-]+):[ \t]*(?P<value>.*?)[ \t]*$"
+
+#: The ``#Date:`` directive value: ``2006-10-09 05:00:15`` (UTC).
+DATE_VALUE = (
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{1,2})-(?P<day>[0-9]{1,2})[ T]+"
+    r"(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{1,2}):(?P<second>[0-9]{1,2})(?:\.[0-9]+)?Z?"
+)
+
+#: W3C ``date`` and ``time`` field values.
+W3C_DATE = r"(?P<year>[0-9]{4})-(?P<month>[0-9]{1,2})-(?P<day>[0-9]{1,2})"
+W3C_TIME = r"(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{1,2}):(?P<second>[0-9]{1,2})(?:\.[0-9]+)?"
+
+#: The IIS 5.0/6.0 SMTP default field set, assumed for data lines before any ``#Fields``
+#: (e.g. an excerpt without its header block).
+DEFAULT_FIELDS: tuple[str, ...] = (
+    "date", "time", "c-ip", "cs-username", "s-sitename", "s-computername", "s-ip", "s-port",
+    "cs-method", "cs-uri-stem", "cs-uri-query", "sc-status", "sc-win32-status", "sc-bytes",
+    "cs-bytes", "time-taken", "cs-version", "cs-host", "cs(User-Agent)", "cs(Cookie)", "cs(Referer)",
+)
+
+#: One W3C value: anything but a space or TAB (spaces are written as ``+``).
+VALUE = r"[^ \t]*"
+
+#: An NCSA common-format line of the SMTP service.
+NCSA = (
+    r"(?P<c_ip>[^ \t]+) (?P<ident>[^ \t]+) (?P<user>[^ \t]+) "
+    r"\[(?P<day>[0-9]{1,2})/(?P<mon>[A-Za-z]{3})/(?P<year>[0-9]{4}):"
+    r"(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{1,2}):(?P<second>[0-9]{1,2})[ \t]+"
+    r"(?P<offset>[+-][0-9]{4})\] "
+    r"\"(?P<method>[^ \t\"]*) (?P<stem>[^ \t\"?]*)(?:\?(?P<query>.*))? (?P<version>[A-Za-z][A-Za-z0-9/.]*)\""
+    r" (?P<status>-|[0-9]+) (?P<bytes>-|[0-9]+)[ \t]*$"
+)
+
+#: The user-name value of outbound lines (the service acting as an SMTP client).
+OUTBOUND_COMMAND = "OutboundConnectionCommand"
+OUTBOUND_RESPONSE = "OutboundConnectionResponse"
+
+directive = regex_leaf(DIRECTIVE, "w3c directive")
+date_value = regex_leaf(DATE_VALUE, "w3c #Date value")
+ncsa_line = regex_leaf(NCSA, "ncsa smtp line")
+
+
+def group_name(field: str) -> str:
+    """A field name as a regex group name: ``c-ip`` -> ``c_ip``, ``cs(User-Agent)`` -> ``cs_user_agent``."""
+    return re.sub(r"[^a-z0-9]+", "_", field.lower()).strip("_") or "field"
+
+
+def split_fields(value: str) -> list[str]:
+    """The field names of a ``#Fields:`` value (space separated; trailing space ignored)."""
+    return value.split()
+
+
+def group_names(fields: list[str] | tuple[str, ...]) -> list[str]:
+    """Unique group names for a field list (a repeated field gets ``_2``, ``_3``...)."""
+    out: list[str] = []
+    for f in fields:
+        name = base = group_name(f)
+        n = 2
+        while name in out:
+            name = f"{base}_{n}"
+            n += 1
+        out.append(name)
+    return out
+
+
+def data_pattern(fields: list[str] | tuple[str, ...]) -> str:
+    """The data-line pattern for one field set: one named group per field, single spaces between
+    them (trailing blanks allowed). Common subset of Python ``re`` and Rust ``regex``."""
+    groups = [f"(?P<{name}>{VALUE})" for name in group_names(fields)]
+    return " ".join(groups) + r"[ \t]*$"
+
+
+def data_line(fields: list[str] | tuple[str, ...]) -> pp.Regex:
+    """The pyparsing element of a data line under ``fields``."""
+    return regex_leaf(data_pattern(fields), "w3c data line")
+
+
+#: The whole-file grammar of one W3C line, for diagrams: a directive or a data line of the
+#: default field set.
+line = (directive | data_line(DEFAULT_FIELDS)).set_name("w3c smtp line")

@@ -1,0 +1,333 @@
+"""Reader for Postfix logs via syslog (``/var/log/mail.log``, ``maillog``) -> common MTA events.
+
+The envelope is :mod:`grammars.syslog` (through :func:`logforensics.readers.syslog.split_syslog`);
+the message after ``postfix/<service>[pid]:`` is one of the shapes of :mod:`grammars.postfix`,
+whose patterns run here over whole columns. What becomes what (README "Event schema", ``EVENTS``):
+
+* ``connect from`` / ``disconnect from`` -> ``connect`` / ``quit``;
+* ``QID: client=...`` -> ``received`` (``orig_client=`` is the real client behind a content filter;
+  ``sasl_username=`` is ``auth_user``); ``NOQUEUE: client=`` (before-queue filter) -> ``note``;
+  ``proxy-accept`` (before-queue filter accepted the message) -> ``received`` with its ``to=``;
+  pickup ``uid=N from=<s>`` -> ``received`` (``direction`` local);
+* ``reject:`` / ``milter-reject:`` / ``proxy-reject:`` (also ``reject_warning``, ``discard``...) ->
+  an event by the SMTP command (RCPT -> ``rcpt``, MAIL -> ``mail``, HELO/EHLO -> ``helo``,
+  DATA/BDAT/END-OF-MESSAGE -> ``data``, else ``command``) with ``reply`` set only when the command
+  was really rejected (``reject_warning`` and ``discard`` keep ``reply`` null; ``status`` = the action);
+* SASL failures -> ``auth`` with ``status`` failed; qmgr ``from=, size=, nrcpt=`` -> ``queued``;
+* ``to=..., relay=..., status=...`` -> ``deliver`` (``direction`` out only for the smtp client to a
+  host that is not loopback, not a unix socket);
+* anything else from Postfix -> ``note``; other programs in the file (dovecot, amavis...) are
+  ``not_mail``; lines that are no syslog line at all are ``skipped`` with a warning.
+
+Sessions: smtpd lines of one (host, pid) from ``connect from`` to ``disconnect from``; key
+``source#host#pid#L<connect line>``. Lines of a pid before its first ``connect`` belong to a
+session cut off by the file start (keyed by that pid's first line). Within a session the client,
+the HELO name and the SASL login (logged on ``client=`` lines) fill the rows that lack them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import polars as pl
+
+from grammars import postfix as grammar
+from grammars import smtp as smtp_grammar
+from grammars import syslog as syslog_grammar
+from grammars.common import anchored
+from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
+from logforensics.readers.syslog import first_dated_month, split_syslog, syslog_times
+from logforensics.schema import conform
+
+#: SMTP command in an action line -> event.
+COMMAND_EVENTS: dict[str, str] = {
+    "RCPT": "rcpt", "MAIL": "mail", "HELO": "helo", "EHLO": "helo",
+    "DATA": "data", "BDAT": "data", "END-OF-MESSAGE": "data",
+}
+
+#: Actions that mean the command was refused with the logged reply.
+REJECT_ACTIONS = ("reject", "milter-reject", "proxy-reject")
+
+_GROUPS: dict[str, list[str]] = {name: list(re.compile(p).groupindex) for name, p in grammar.SHAPES.items()}
+#: Every named group of every shape.
+FIELD_NAMES: list[str] = sorted({g for groups in _GROUPS.values() for g in groups})
+
+#: Loopback next hops (a content filter on this host) and unix-socket next hops.
+_LOOPBACK = r"\[(?:127\.[0-9.]+|::1|::ffff:127\.[0-9.]+|[Ii][Pp][Vv]6:::1)\]"
+_SOCKET = r"\[(?:private|public)/"
+
+
+def shape_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """Add ``kind`` (the first shape of :data:`grammars.postfix.SHAPES` matching the whole ``msg``)
+    and ``f_<group>`` for every named group (null unless the group belongs to that shape)."""
+    msg = pl.col("msg").fill_null("")
+    df = df.with_columns([
+        msg.str.extract_groups(anchored("(?P<hit_>)(?:" + pattern + ")")).alias(f"s_{name}")
+        for name, pattern in grammar.SHAPES.items()
+    ])
+    kind = pl.lit(None, pl.String)
+    for name in reversed(grammar.SHAPES):
+        hit = pl.col(f"s_{name}").struct.field("hit_").is_not_null()
+        kind = pl.when(hit).then(pl.lit(name)).otherwise(kind)
+    df = df.with_columns(kind.alias("kind"))
+
+    def field(group: str) -> pl.Expr:
+        out = pl.lit(None, pl.String)
+        for name, groups in reversed(_GROUPS.items()):
+            if group in groups:
+                out = (pl.when(pl.col("kind") == name)
+                       .then(pl.col(f"s_{name}").struct.field(group)).otherwise(out))
+        return out
+
+    df = df.with_columns([field(g).alias(f"f_{g}") for g in FIELD_NAMES])
+    return df.drop([f"s_{name}" for name in grammar.SHAPES])
+
+
+def _is_postfix(instance: pl.Expr) -> pl.Expr:
+    return instance.str.starts_with("postfix").fill_null(False)
+
+
+class PostfixReader:
+    """Postfix (syslog)."""
+
+    name: ClassVar[str] = "postfix"
+    description: ClassVar[str] = "Postfix (syslog: mail.log / maillog), local time of the site"
+
+    def sniff(self, head: list[str]) -> float:
+        """Syslog lines whose tag's instance starts with ``postfix`` (postfix, postfix-in ...)."""
+        tagged = postfix = 0
+        for text in head:
+            fields = syslog_grammar.parse_line(text)
+            if not fields:
+                continue
+            tagged += 1
+            if fields["tag"].split("/")[0].startswith("postfix"):
+                postfix += 1
+        if not postfix:
+            return 0.0
+        return 0.55 + 0.4 * postfix / tagged
+
+    def read(self, lines: pl.Series, ctx: ReadContext) -> ReadResult:
+        frame = self._headerless_tags(split_syslog(lines))
+        total = frame.height
+        zone = ctx.site.timezone or "UTC"
+        frame = self._repeated_stamps(frame)
+        ts, ts_warning = syslog_times(frame, zone, ctx.year_hint)
+        frame = frame.with_columns(ts.alias("ts"))
+
+        warnings: list[str] = []
+        if ts_warning is not None:
+            warnings.append(f"{ctx.source}: {ts_warning}")
+        blank = pl.col("raw").str.strip_chars() == ""
+        is_syslog = pl.col("tag").is_not_null()
+        is_pf = _is_postfix(pl.col("instance"))
+        prev_pf = is_pf.shift(1).fill_null(False)
+        frame = frame.with_columns(
+            blank.alias("is_blank"),
+            (is_syslog & is_pf).alias("is_pf"),
+            (pl.col("repeat_times").is_not_null() & prev_pf).alias("pf_repeat"),
+        )
+        frame = frame.with_columns(
+            (~pl.col("is_blank") & ~is_syslog & pl.col("repeat_times").is_null()).alias("is_bad"),
+            ((is_syslog & ~is_pf) | (pl.col("repeat_times").is_not_null() & ~pl.col("pf_repeat")))
+            .alias("is_other"),
+        )
+        bad = frame.filter(pl.col("is_bad"))
+        if bad.height:
+            warnings += bad_line_warnings(ctx.source, bad, "not a syslog line")
+        mail = frame.filter(pl.col("is_pf") | pl.col("pf_repeat"))
+        undated = mail.filter(pl.col("ts").is_null())
+        if undated.height:
+            warnings.append(f"{ctx.source}: {undated.height} Postfix lines have no timestamp "
+                            f"(first: line {undated['line'][0]}); their events have no time")
+
+        events = self._events(mail, ctx)
+        return ReadResult(
+            events=conform(events),
+            lines=total,
+            skipped=bad.height,
+            blank=int(frame["is_blank"].sum()),
+            not_mail=int(frame["is_other"].sum()),
+            warnings=warnings,
+            first_month=first_dated_month(frame, ts, zone),
+        )
+
+    @staticmethod
+    def _headerless_tags(frame: pl.DataFrame) -> pl.DataFrame:
+        """Work around the envelope grammar on a header-less line whose tag has no ``[pid]``
+        (``postfix/postfix-script: fatal: ...``): it reads the tag as the host and ``fatal`` as the
+        tag. A "host" ending in ``:`` is such a tag."""
+        fix = (pl.col("iso").is_null() & pl.col("mon").is_null()
+               & pl.col("host").str.contains(r"^[A-Za-z][A-Za-z0-9_./-]*:$").fill_null(False))
+        tag = pl.col("host").str.strip_suffix(":")
+        return frame.with_columns(
+            pl.when(fix).then(None).otherwise(pl.col("host")).alias("host"),
+            pl.when(fix).then(tag).otherwise(pl.col("tag")).alias("tag"),
+            pl.when(fix).then(tag.str.split("/").list.last()).otherwise(pl.col("program")).alias("program"),
+            pl.when(fix).then(tag.str.split("/").list.first()).otherwise(pl.col("instance")).alias("instance"),
+            pl.when(fix).then(pl.col("raw").str.extract(r"^[^ \t]+:[ \t]?(.*)$", 1))
+            .otherwise(pl.col("msg")).alias("msg"),
+        )
+
+    @staticmethod
+    def _repeated_stamps(frame: pl.DataFrame) -> pl.DataFrame:
+        """``last message repeated N times`` lines: their stamp and host, so they get a time too."""
+        rep = pl.col("raw").str.extract_groups(anchored(syslog_grammar.REPEATED)).alias("rep")
+        frame = frame.with_columns(rep)
+        field = pl.col("rep").struct.field
+        is_rep = pl.col("tag").is_null() & field("times").is_not_null()
+        cols = [pl.when(is_rep).then(field("times")).otherwise(None).alias("repeat_times")]
+        for name in ("mon", "day", "hms", "iso", "iso_zone", "host"):
+            cols.append(pl.when(is_rep).then(field(name)).otherwise(pl.col(name)).alias(name))
+        return frame.with_columns(cols).drop("rep")
+
+    def _events(self, df: pl.DataFrame, ctx: ReadContext) -> pl.DataFrame:
+        msg = pl.col("msg").fill_null("")
+        df = df.with_columns(
+            pl.when(pl.col("pf_repeat"))
+            .then(pl.lit("last message repeated ") + pl.col("repeat_times") + pl.lit(" times"))
+            .otherwise(pl.col("msg")).alias("msg"),
+        )
+        df = shape_columns(df)
+        f = lambda g: pl.col(f"f_{g}")  # noqa: E731
+
+        kind = pl.col("kind")
+        action = f("action")
+        command = f("command").str.to_uppercase()
+        rejected = action.is_in(REJECT_ACTIONS).fill_null(False)
+        reason = f("reason")
+        reply = reason.str.extract_groups(anchored(smtp_grammar.REPLY)).alias("rr")
+        detail = f("detail").str.extract_groups(anchored(grammar.REMOTE_REPLY)).alias("dr")
+        in_text = msg.str.extract_groups(grammar.CLIENT_IN_TEXT).alias("ct")
+        df = df.with_columns(reply, detail, in_text)
+
+        queued_as = reason.str.extract(r"queued as ([0-9A-Za-z]+)", 1)
+        qid = pl.when(f("qid") == "NOQUEUE").then(None).otherwise(f("qid"))
+        event = (
+            pl.when(kind == "connect").then(pl.lit("connect"))
+            .when(kind == "disconnect").then(pl.lit("quit"))
+            .when((kind == "received") & qid.is_not_null()).then(pl.lit("received"))
+            .when(kind == "pickup").then(pl.lit("received"))
+            .when((kind == "action") & (action == "proxy-accept")).then(pl.lit("received"))
+            .when(kind == "action").then(command.replace_strict(COMMAND_EVENTS, default="command"))
+            .when(kind == "sasl_failed").then(pl.lit("auth"))
+            .when(kind == "queued").then(pl.lit("queued"))
+            .when(kind == "delivery").then(pl.lit("deliver"))
+            .otherwise(pl.lit("note"))
+        )
+        relay = f("relay")
+        program = pl.col("program")
+        out = ((program == "smtp") & ~relay.str.contains(_LOOPBACK).fill_null(False)
+               & ~relay.str.contains(_SOCKET).fill_null(False))
+        direction = (
+            pl.when(kind == "delivery").then(pl.when(out).then(pl.lit("out")).otherwise(pl.lit("local")))
+            .when(kind == "pickup").then(pl.lit("local"))
+            .when(kind.is_in(["connect", "disconnect", "received", "action", "sasl_failed"]))
+            .then(pl.lit("in"))
+            .otherwise(None)
+        )
+        rr = pl.col("rr").struct.field
+        dr = pl.col("dr").struct.field
+        ct = pl.col("ct").struct.field
+        empty_null = lambda e: pl.when(e == "").then(None).otherwise(e)  # noqa: E731
+        note_client = (kind == "note") & program.is_in(["smtpd", "postscreen", "tlsproxy"])
+        client_host = pl.coalesce(empty_null(f("orig_client_host")), empty_null(f("client_host")),
+                                  pl.when(note_client).then(empty_null(ct("client_host"))))
+        client_ip = pl.coalesce(empty_null(f("orig_client_ip")), empty_null(f("client_ip")),
+                                pl.when(note_client).then(ct("client_ip")))
+        in_reason = reason.str.extract(r"<(" + grammar.ADDR + r")>: (?:Recipient address rejected|Relay access)", 1)
+        recipient = (
+            pl.when(kind == "delivery").then(pl.coalesce(f("to"), f("to_bare")))
+            .when(kind == "action").then(
+                pl.coalesce(f("to"), pl.when(command.is_in(["RCPT", "VRFY"])).then(in_reason)))
+            .otherwise(None)
+        )
+        status = (
+            pl.when(kind.is_in(["delivery", "expired"])).then(f("status").str.to_lowercase())
+            .when(kind == "sasl_failed").then(pl.lit("failed"))
+            .when(kind == "action").then(action)
+            .otherwise(None)
+        )
+        reply_code = (
+            pl.when((kind == "action") & rejected).then(rr("code"))
+            .when((kind == "action") & (action == "proxy-accept")).then(rr("code"))
+            .when(kind == "delivery").then(dr("code"))
+            .otherwise(None).cast(pl.Int64, strict=False)
+        )
+        reply_text = (
+            pl.when((kind == "action") & (rejected | (action == "proxy-accept")))
+            .then(pl.coalesce(rr("reply_text"), pl.when(rr("code").is_null()).then(reason)))
+            .when(kind == "delivery").then(dr("reply_text"))
+            .otherwise(None)
+        )
+        df = df.with_columns(
+            event.alias("event"),
+            direction.alias("direction"),
+            pl.when((kind == "action") & (action == "proxy-accept")).then(pl.coalesce(queued_as, qid))
+            .otherwise(qid).alias("message"),
+            pl.when(kind == "action").then(command)
+            .when(kind == "sasl_failed").then(pl.lit("AUTH")).otherwise(None).alias("verb"),
+            reply_code.alias("reply"),
+            reply_text.alias("reply_text"),
+            client_host.alias("own_client_host"),
+            client_ip.alias("own_client_ip"),
+            f("helo").alias("own_helo"),
+            pl.when(kind.is_in(["received", "sasl_failed"])).then(empty_null(f("sasl_username")))
+            .otherwise(None).alias("own_auth"),
+            pl.when(kind == "delivery").then(relay).otherwise(None).alias("relay_host"),
+            f("sender").alias("sender"),
+            recipient.alias("recipient"),
+            pl.when(kind == "delivery").then(pl.coalesce(f("orig_to"), f("orig_to_bare")))
+            .otherwise(None).alias("orig_recipient"),
+            status.alias("status"),
+            pl.when(kind == "delivery").then(program).otherwise(None).alias("transport"),
+            f("size").cast(pl.Int64, strict=False).alias("size"),
+        )
+        df = self._sessions(df, ctx)
+        return df.with_columns(
+            pl.lit(ctx.source).alias("source"),
+            pl.lit(self.name).alias("format"),
+            pl.coalesce(pl.col("host"), pl.lit(ctx.server, pl.String)).alias("server"),
+            pl.col("msg").alias("text"),
+        )
+
+    @staticmethod
+    def _sessions(df: pl.DataFrame, ctx: ReadContext) -> pl.DataFrame:
+        """smtpd sessions per (host, pid), and what a session knows filled into its rows."""
+        smtpd = (pl.col("program") == "smtpd") & pl.col("pid").is_not_null()
+        host_key = pl.coalesce(pl.col("host"), pl.lit(ctx.server or "", pl.String))
+        df = df.with_columns(
+            host_key.alias("host_key"),
+            (smtpd & (pl.col("kind") == "connect")).alias("is_conn"),
+            (smtpd & (pl.col("kind") == "disconnect")).alias("is_disc"),
+        )
+        grp = ["host_key", "pid"]
+        df = df.with_columns(pl.col("is_conn").cum_sum().over(grp).alias("seg"))
+        df = df.with_columns(
+            pl.col("line").first().over([*grp, "seg"]).alias("seg_start"),
+            pl.col("is_disc").shift(1).fill_null(False).cum_sum().over([*grp, "seg"]).alias("after_disc"),
+        )
+        session = (pl.lit(ctx.source + "#") + pl.col("host_key") + pl.lit("#") + pl.col("pid").cast(pl.String)
+                   + pl.lit("#L") + pl.col("seg_start").cast(pl.String))
+        df = df.with_columns(
+            pl.when(smtpd & (pl.col("after_disc") == 0)).then(session).otherwise(None).alias("session"),
+        )
+        in_session = pl.col("session").is_not_null()
+        session_fill = pl.col("event").is_in(["rcpt", "mail", "helo", "data", "command", "received"])
+        return df.with_columns(
+            pl.when(in_session).then(pl.coalesce(
+                pl.col("own_client_host"),
+                pl.col("own_client_host").forward_fill().over("session")))
+            .otherwise(pl.col("own_client_host")).alias("client_host"),
+            pl.when(in_session).then(pl.coalesce(
+                pl.col("own_client_ip"),
+                pl.col("own_client_ip").forward_fill().over("session")))
+            .otherwise(pl.col("own_client_ip")).alias("client_ip"),
+            pl.when(in_session).then(pl.coalesce(pl.col("own_helo"), pl.col("own_helo").forward_fill()
+                                                 .over("session")))
+            .otherwise(pl.col("own_helo")).alias("helo"),
+            pl.when(in_session & session_fill).then(pl.coalesce(
+                pl.col("own_auth"), pl.col("own_auth").drop_nulls().first().over("session")))
+            .otherwise(pl.col("own_auth")).alias("auth_user"),
+        )
