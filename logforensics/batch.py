@@ -469,7 +469,7 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     frames = [kept]
     for events in _iter_server_events(lazy, servers):
         events = shift_protocol_times(events, shift)
-        frames.append(build_findings(events, effective, sha, lines.lookup))
+        frames.append(build_findings(events, effective, sha, lines.texts))
     findings = pl.concat([f for f in frames if f.height] or [empty_findings()]).sort("time", "id")
     _write_frame(findings, previous)
     findings, incidents = group_incidents(findings)

@@ -57,6 +57,15 @@ class IngestResult:
     inputs: list[InputReport]
     lines: dict[str, pl.Series] = field(default_factory=dict)
 
+    def line_texts(self, path: str, lines: list[int]) -> list[str | None]:
+        """The raw text of these 1-based physical lines of an input (None where unknown)."""
+        series = self.lines.get(path)
+        if series is None:
+            return [None] * len(lines)
+        n = series.len()
+        idx = pl.Series([ln - 1 if 1 <= ln <= n else None for ln in lines], dtype=pl.Int64)
+        return series.gather(idx).to_list()
+
     def line_text(self, path: str, line: int) -> str | None:
         """The raw text of a 1-based physical line of an input (kept when ``keep_lines``)."""
         series = self.lines.get(path)

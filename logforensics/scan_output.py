@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -37,12 +36,13 @@ def table(result: ScanResult) -> str:
         lines.append("No findings.")
         return "\n".join(lines)
     lines.append(f"{result.findings.height} findings in {result.incidents.height} incidents")
+    by_incident = result.findings.partition_by("incident", as_dict=True)
     for inc in result.incidents.iter_rows(named=True):
         lines.append(f"\n{inc['id']}  {inc['severity'].upper():8}  {inc['first_seen']:%Y-%m-%d %H:%M:%S} .. "
                      f"{inc['last_seen']:%Y-%m-%d %H:%M:%S} UTC")
         lines.append(f"  {inc['summary']}")
-        part = result.findings.filter(pl.col("incident") == inc["id"])
-        for f in part.iter_rows(named=True):
+        part = by_incident.get((inc["id"],))
+        for f in part.iter_rows(named=True) if part is not None else []:
             ev = f["evidence"][0] if f["evidence"] else None
             where = f"{Path(ev['path']).name}:{ev['line']}" if ev else ""
             lines.append(f"  {f['severity']:8} {f['verdict']:9} {f['form']:18} {f['recipient']}"
@@ -55,7 +55,7 @@ def write_scan(result: ScanResult, fmt: str, output: Path | None) -> None:
     if fmt == "table":
         text = table(result) + "\n"
     elif fmt == "json":
-        text = json.dumps(result.document(), indent=2, ensure_ascii=False) + "\n"
+        text = result.document_json()
     elif fmt == "csv":
         text = neutralise_csv(findings_flat(result)).write_csv()
     else:

@@ -50,6 +50,10 @@ class SourceLines:
         self.warnings.append(f"{path}: not found when quoting evidence lines")
         return None
 
+    def texts(self, path: str, lines: list[int]) -> list[str | None]:
+        """The raw text of these 1-based lines of ``path`` (None where unknown)."""
+        return [self.lookup(path, ln) for ln in lines]
+
     def lookup(self, path: str, line: int) -> str | None:
         if path not in self._cache:
             self._cache[path] = self._load(path)

@@ -26,7 +26,7 @@ def frame(*rows: dict) -> pl.DataFrame:
 
 
 def findings(events: pl.DataFrame) -> pl.DataFrame:
-    return build_findings(events, SITE, {SRC: "ab" * 32}, lambda path, line: f"{path}:{line}")
+    return build_findings(events, SITE, {SRC: "ab" * 32}, lambda path, lines: [f"{path}:{n}" for n in lines])
 
 
 def test_open_relay_is_linked_through_the_queue_id():

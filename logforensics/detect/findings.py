@@ -46,7 +46,8 @@ FINDING_COLUMNS = [
 UTC_TS = pl.Datetime("us", "UTC")
 EVIDENCE_STRUCT = pl.Struct({"path": pl.String, "line": pl.Int64, "sha256": pl.String, "text": pl.String})
 
-LineLookup = Callable[[str, int], str | None]
+#: ``line_texts(path, lines)`` -> the raw text of those 1-based lines of an input (None if unknown).
+LineTexts = Callable[[str, list[int]], list[str | None]]
 
 
 def _key(expr: pl.Expr) -> pl.Expr:
@@ -284,11 +285,12 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
 
 
 def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
-                   line_text: LineLookup) -> pl.DataFrame:
+                   line_texts: LineTexts) -> pl.DataFrame:
     """All findings for these events, sorted by time; columns :data:`FINDING_COLUMNS`.
 
     A recipient raises a finding when its effective destination is external and the client was
-    neither authenticated nor trusted, or when its form is not ``plain``.
+    neither authenticated nor trusted, when its form is not ``plain``, or when the server refused
+    it saying it does not relay. Built with whole-column operations (no per-finding Python).
     """
     rcpts = assess_recipients(events, site)
     if rcpts.is_empty():
@@ -298,18 +300,123 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
     rcpts = rcpts.filter(raise_it & pl.col("recipient").is_not_null())
     if rcpts.is_empty():
         return empty_findings()
+    rcpts = rcpts.sort("ts", "source", "line").with_row_index("_i").with_columns(
+        pl.col("form").fill_null("unparseable"), pl.col("trusted").fill_null(False),
+        pl.col("external").fill_null(False))
+    rcpts = rcpts.join(_rule_table(rcpts, site), on=["form", "imcea_type", "verdict", "trusted", "external"],
+                       how="left", nulls_equal=True)
+    rcpts = rcpts.join(evidence_lists(rcpts, sha256, line_texts), on="_i", how="left")
+    ids = ["F-" + hashlib.sha1(f"{src}:{line}".encode(), usedforsecurity=False).hexdigest()[:12]
+           for src, line in rcpts.select("source", "line").iter_rows()]
+    out = rcpts.with_columns(pl.Series("id", ids, dtype=pl.String), _explanation(site).alias("explanation_text"))
+    return out.select(
+        "id", "rule", "form", "verdict", "severity", pl.col("ts").alias("time"), "server", "client_host",
+        "client_ip", "authenticated", "auth_user", "sender", "recipient", "effective_recipient", "external",
+        pl.col("explanation_text").alias("explanation"), "probe",
+        pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE_STRUCT))),
+    ).cast(finding_schema())
 
-    records = []
-    for row in rcpts.sort("ts", "source", "line").iter_rows(named=True):
-        records.append(_finding(row, site, sha256, line_text))
-    return pl.DataFrame(records, schema=finding_schema(), orient="row")
+
+def _rule_table(rcpts: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
+    """Rule and severity for each distinct (form, IMCEA type, verdict, trusted, external)."""
+    rows = []
+    for form, imcea_type, verdict, trusted, external in rcpts.select(
+            "form", "imcea_type", "verdict", "trusted", "external").unique().iter_rows():
+        rule = rule_registry.rule_for(form, imcea_type)
+        if not external and form != "plain" and rule.id == "LF-IMCEA-OTHER":
+            severity = "info"
+        else:
+            severity = rule_registry.severity_for(rule, verdict, trusted=bool(trusted),
+                                                  relay_policy=site.relay_policy)
+        rows.append((form, imcea_type, verdict, trusted, external, rule.id, severity))
+    return pl.DataFrame(rows, schema={"form": pl.String, "imcea_type": pl.String, "verdict": pl.String,
+                                      "trusted": pl.Boolean, "external": pl.Boolean, "rule": pl.String,
+                                      "severity": pl.String}, orient="row")
+
+
+def evidence_lists(rcpts: pl.DataFrame, sha256: dict[str, str], line_texts: LineTexts) -> pl.DataFrame:
+    """Per recipient row ``_i``: its evidence, in citing order, each line once.
+
+    Order: the recipient's line, its reply, its record header, its raw-packet twin, the lines it is
+    linked to through the queue, then each piece of outbound evidence (record header first).
+    """
+    base = [rcpts.select("_i", pl.lit(k, pl.Int64).alias("ord"), pl.col("source").alias("path"),
+                         pl.col(col).cast(pl.Int64).alias("line"))
+            for k, col in enumerate(["line", "reply_line", "record_line", "raw_line"])]
+    linked = (rcpts.select("_i", "linked").explode("linked").drop_nulls("linked")
+              .with_columns((pl.lit(100) + pl.int_range(pl.len()).over("_i")).alias("ord"))
+              .unnest("linked").select("_i", pl.col("ord").cast(pl.Int64), "path", "line"))
+    out = (rcpts.select("_i", "out_lines").explode("out_lines").drop_nulls("out_lines")
+           .with_columns((pl.lit(10_000) + 3 * pl.int_range(pl.len()).over("_i")).alias("ord"))
+           .unnest("out_lines"))
+    outs = [
+        out.select("_i", "ord", "path", pl.when(pl.col("line2") < pl.col("line")).then(pl.col("line2"))
+                   .alias("line")),
+        out.select("_i", pl.col("ord") + 1, "path", "line"),
+        out.select("_i", pl.col("ord") + 2, "path", pl.col("line2").alias("line")),
+    ]
+    cites = (pl.concat([*base, linked, *[o.with_columns(pl.col("ord").cast(pl.Int64)) for o in outs]],
+                       how="vertical_relaxed")
+             .drop_nulls("line").sort("_i", "ord").unique(["_i", "path", "line"], keep="first", maintain_order=True))
+    wanted = cites.select("path", "line").unique()
+    texts = []
+    for (path,), part in wanted.partition_by("path", as_dict=True).items():
+        lines = part["line"].to_list()
+        texts.append(pl.DataFrame({"path": [path] * len(lines), "line": lines,
+                                   "text": line_texts(path, lines)},
+                                  schema={"path": pl.String, "line": pl.Int64, "text": pl.String}))
+    sha = pl.DataFrame({"path": list(sha256), "sha256": list(sha256.values())},
+                       schema={"path": pl.String, "sha256": pl.String})
+    cites = cites.join(pl.concat(texts), on=["path", "line"], how="left").join(sha, on="path", how="left")
+    return cites.sort("_i", "ord").group_by("_i", maintain_order=True).agg(
+        pl.struct("path", "line", pl.col("sha256").fill_null(""), "text").alias("evidence"))
+
+
+def _explanation(site: SiteProfile) -> pl.Expr:
+    """Plain words: who offered what, standing, what the address is, what the server did, why it matters."""
+    who = pl.coalesce(pl.col("client_host"), pl.col("client_ip"), pl.lit("an unknown client"))
+    standing = (
+        pl.when(pl.col("authenticated").fill_null(False))
+        .then(pl.lit("after authenticating (235; weak evidence: a Guest-account fallback also gives 235, "
+                     "KB Q251149)"))
+        .when(pl.col("trusted")).then(pl.lit("from a trusted network"))
+        .when(pl.col("authenticated").is_null()).then(pl.lit("(authentication unknown: tracking log only)"))
+        .otherwise(pl.lit("without authenticating")))
+    verdict = (
+        pl.when(pl.col("verdict") == "refused")
+        .then(pl.format("The server refused it ({}).", pl.col("reply").cast(pl.String).fill_null("?")))
+        .when(pl.col("verdict") == "relayed")
+        .then(pl.format("The server accepted it and sent it on to {}: outbound evidence is cited.",
+                        pl.col("effective_recipient").fill_null(pl.col("recipient"))))
+        .when(pl.col("verdict") == "attempted")
+        .then(pl.lit("No reply was logged (the session is cut off) and no outbound delivery was found."))
+        .otherwise(pl.lit("The server accepted it, but no outbound delivery was found in the logs.")))
+    text = pl.format("{} offered '{}' {}. {} {}", who, pl.col("recipient"), standing,
+                     pl.col("explanation").fill_null(""), verdict)
+    extra = pl.lit("")
+    if site.relay_policy == "authenticated-only":
+        setup = []
+        if site.forward_all_to:
+            setup.append(f"forwards all mail to {site.forward_all_to}")
+        if site.reroute_inbound:
+            setup.append("reroutes inbound SMTP mail")
+        q264330 = (" This is the KB Q264330 relay: the IMS restricts relaying to clients that successfully "
+                   "authenticate" + (", " + " and ".join(setup) if setup else "")
+                   + ", yet it relayed a quoted IMCEA recipient for an unauthenticated client."
+                   " Fixed in Exchange 5.5 SP4.")
+        extra = pl.when((pl.col("rule") == "LF-Q264330") & (pl.col("verdict") == "relayed")).then(
+            pl.lit(q264330)).otherwise(extra)
+    ms99 = " IMCEASMTP one-off addresses bypassed the IMS relay checks before the MS99-027 fix."
+    extra = pl.when((pl.col("rule") == "LF-MS99-027") & pl.col("verdict").is_in(["relayed", "accepted"])
+                    ).then(pl.lit(ms99)).otherwise(extra)
+    return text + extra
 
 
 def build_findings_by_server(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
-                             line_text: LineLookup) -> pl.DataFrame:
+                             line_texts: LineTexts) -> pl.DataFrame:
     """:func:`build_findings` run on each server's events separately (bounded memory, and the unit
     that an incremental batch run recomputes); the same findings as one run over all events."""
-    frames = [build_findings(part, site, sha256, line_text)
+    frames = [build_findings(part, site, sha256, line_texts)
               for _, part in sorted(events.partition_by("server", as_dict=True).items(),
                                     key=lambda kv: (kv[0][0] is None, kv[0][0] or ""))]
     frames = [f for f in frames if f.height]
@@ -330,72 +437,3 @@ def finding_schema() -> dict[str, pl.DataType]:
 
 def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=finding_schema())
-
-
-def _finding(row: dict, site: SiteProfile, sha256: dict[str, str], line_text: LineLookup) -> tuple:
-    rule = rule_registry.rule_for(row["form"] or "unparseable", row.get("imcea_type"))
-    trusted = bool(row["trusted"])
-    if not row["external"] and row["form"] != "plain" and rule.id == "LF-IMCEA-OTHER":
-        verdict_sev = "info"
-    else:
-        verdict_sev = rule_registry.severity_for(rule, row["verdict"], trusted=trusted,
-                                                 relay_policy=site.relay_policy)
-    evidence: list[dict] = []
-
-    def cite(path: str, line: int | None) -> None:
-        if line is None or any(e["path"] == path and e["line"] == line for e in evidence):
-            return
-        evidence.append({"path": path, "line": int(line), "sha256": sha256.get(path, ""),
-                         "text": line_text(path, int(line))})
-
-    cite(row["source"], row["line"])
-    cite(row["source"], row["reply_line"])
-    cite(row["source"], row["record_line"])
-    cite(row["source"], row["raw_line"])
-    for link in row["linked"] or []:
-        cite(link["path"], link["line"])
-    for out in row["out_lines"] or []:
-        cite(out["path"], out["line2"] if out["line2"] and out["line2"] < out["line"] else None)
-        cite(out["path"], out["line"])
-        cite(out["path"], out["line2"])
-    fid = "F-" + hashlib.sha1(f"{row['source']}:{row['line']}".encode(), usedforsecurity=False).hexdigest()[:12]
-    return (
-        fid, rule.id, row["form"], row["verdict"], verdict_sev, row["ts"], row["server"], row["client_host"],
-        row["client_ip"], row["authenticated"], row["auth_user"], row["sender"], row["recipient"], row["effective_recipient"],
-        bool(row["external"]), _explain(row, rule, site), row["probe"], evidence,
-    )
-
-
-def _explain(row: dict, rule: rule_registry.Rule, site: SiteProfile) -> str:
-    """Plain words: what the address is, what the server did, and why it matters."""
-    who = row["client_host"] or row["client_ip"] or "an unknown client"
-    if row["authenticated"]:
-        standing = "after authenticating (235; weak evidence: a Guest-account fallback also gives 235, KB Q251149)"
-    elif row["trusted"]:
-        standing = "from a trusted network"
-    elif row["authenticated"] is None:
-        standing = "(authentication unknown: tracking log only)"
-    else:
-        standing = "without authenticating"
-    verdict = {
-        "refused": f"The server refused it ({row['reply']}).",
-        "accepted": "The server accepted it, but no outbound delivery was found in the logs.",
-        "relayed": f"The server accepted it and sent it on to {row['effective_recipient']}: "
-                   "outbound evidence is cited.",
-        "attempted": "No reply was logged (the session is cut off) and no outbound delivery was found.",
-    }[row["verdict"]]
-    text = f"{who} offered {row['recipient']!r} {standing}. {row['explanation']} {verdict}"
-    if (rule.id == "LF-Q264330" and row["verdict"] == "relayed"
-            and site.relay_policy == "authenticated-only"):
-        setup = []
-        if site.forward_all_to:
-            setup.append(f"forwards all mail to {site.forward_all_to}")
-        if site.reroute_inbound:
-            setup.append("reroutes inbound SMTP mail")
-        text += (" This is the KB Q264330 relay: the IMS restricts relaying to clients that "
-                 "successfully authenticate" + (", " + " and ".join(setup) if setup else "")
-                 + ", yet it relayed a quoted IMCEA recipient for an unauthenticated client."
-                 " Fixed in Exchange 5.5 SP4.")
-    elif rule.id == "LF-MS99-027" and row["verdict"] in ("relayed", "accepted"):
-        text += " IMCEASMTP one-off addresses bypassed the IMS relay checks before the MS99-027 fix."
-    return text

@@ -43,33 +43,43 @@ def group_incidents(findings: pl.DataFrame, gap: timedelta = DEFAULT_GAP) -> tup
     order = f.group_by("grp").agg(pl.col("time").min().alias("start")).sort("start", "grp")
     ids = {g: f"INC-{i + 1:04d}" for i, g in enumerate(order["grp"].to_list())}
     f = f.with_columns(pl.col("grp").replace_strict(ids, return_dtype=pl.String).alias("incident"))
-    parts = f.partition_by("incident", as_dict=True)
-    rows = [_incident(inc_id, parts[(inc_id,)]) for inc_id in ids.values()]
-    incidents = pl.DataFrame(rows, schema=INCIDENT_SCHEMA, orient="row").sort("first_seen")
+    ranks = {name: severity_rank(name) for name in SEVERITIES}
+    victim = pl.when(pl.col("external") & pl.col("effective_recipient").str.contains("@")).then(
+        pl.col("effective_recipient").str.split("@").list.last().str.to_lowercase())
+    groups = f.sort("time", "id").group_by("incident", maintain_order=True).agg(
+        pl.col("time").min().alias("first_seen"), pl.col("time").max().alias("last_seen"),
+        pl.col("client_host").filter(pl.col("client_host").is_not_null()
+                                     & (pl.col("client_host").str.to_lowercase() != "unknown"))
+        .first().alias("client_host"),
+        pl.col("client_ip").drop_nulls().first().alias("client_ip"),
+        pl.len().cast(pl.Int64).alias("findings"),
+        pl.col("verdict").alias("verdict_list"), pl.col("form").alias("form_list"),
+        pl.col("severity").replace_strict(ranks, return_dtype=pl.Int64).max().alias("severity_rank"),
+        pl.col("probe").drop_nulls().alias("probes"),
+        victim.drop_nulls().unique().sort().alias("victim_domains"),
+    )
+    rows = [_incident(r) for r in groups.iter_rows(named=True)]
+    incidents = pl.DataFrame(rows, schema=INCIDENT_SCHEMA, orient="row").sort("first_seen", "id")
     return f.drop("client_key", "grp").sort("time", "id"), incidents
 
 
-def _incident(inc_id: str, part: pl.DataFrame) -> tuple:
-    verdicts = Counter(part["verdict"].to_list())
-    forms = Counter(part["form"].to_list())
-    severity = max(part["severity"].to_list(), key=severity_rank)
-    probes = Counter(p for p in part["probe"].to_list() if p)
-    probe = probes.most_common(1)[0][0] if probes else None
-    victims = sorted({(r or "").rsplit("@", 1)[-1].lower()
-                      for r, ext in zip(part["effective_recipient"].to_list(), part["external"].to_list(),
-                                        strict=True)
-                      if r and ext and "@" in r})
-    host = next((h for h in part["client_host"].to_list() if h and h.lower() != "unknown"), None)
-    ip = next((i for i in part["client_ip"].to_list() if i), None)
-    first, last = part["time"].min(), part["time"].max()
+def _incident(g: dict) -> tuple:
+    """One incident's row from its aggregated lists: counts as JSON, the probe tool, a summary."""
+    verdicts = Counter(g["verdict_list"])
+    forms = Counter(g["form_list"])
+    probes = Counter(g["probes"])
+    probe = max(sorted(probes), key=lambda p: probes[p]) if probes else None
+    victims = g["victim_domains"]
+    host, ip = g["client_host"], g["client_ip"]
     parts = [f"{n} {v}" for v, n in sorted(verdicts.items())]
     trick = ", ".join(f"{k} x{n}" for k, n in forms.most_common())
-    summary = (f"{host or ip or 'unknown client'}: {part.height} suspicious recipient(s) "
+    summary = (f"{host or ip or 'unknown client'}: {g['findings']} suspicious recipient(s) "
                f"({', '.join(parts)}) using {trick}"
                + (f", to {len(victims)} outside domain(s)" if victims else "")
                + (f"; looks like a {probe} relay probe" if probe else "") + ".")
-    return (inc_id, first, last, host, ip, part.height, json.dumps(dict(sorted(verdicts.items()))),
-            json.dumps(dict(sorted(forms.items()))), severity, probe, victims, summary)
+    return (g["incident"], g["first_seen"], g["last_seen"], host, ip, g["findings"],
+            json.dumps(dict(sorted(verdicts.items()))), json.dumps(dict(sorted(forms.items()))),
+            SEVERITIES[g["severity_rank"]], probe, victims, summary)
 
 
 __all__ = ["DEFAULT_GAP", "INCIDENT_SCHEMA", "SEVERITIES", "group_incidents"]

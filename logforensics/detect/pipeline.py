@@ -7,7 +7,7 @@ from datetime import datetime
 
 import polars as pl
 
-from logforensics.detect.findings import LineLookup, build_findings_by_server
+from logforensics.detect.findings import LineTexts, build_findings_by_server
 from logforensics.detect.incidents import group_incidents
 from logforensics.detect.infer import infer_profile, shift_protocol_times
 from logforensics.detect.rules import SEVERITIES, severity_rank
@@ -21,12 +21,12 @@ class Detection:
     incidents: pl.DataFrame
 
 
-def detect(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str], line_text: LineLookup
+def detect(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str], line_texts: LineTexts
            ) -> tuple[Detection, pl.DataFrame]:
     """All findings and incidents; also returns the events with inferred clock offsets applied."""
     effective, shift = infer_profile(events, site)
     events = shift_protocol_times(events, shift)
-    findings = build_findings_by_server(events, effective, sha256, line_text)
+    findings = build_findings_by_server(events, effective, sha256, line_texts)
     findings, incidents = group_incidents(findings)
     return Detection(effective, findings, incidents), events
 
