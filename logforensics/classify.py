@@ -231,12 +231,47 @@ def classify_addresses(addresses: pl.Series | Iterable[str | None], locality: Lo
         ``address``.
     """
     if isinstance(addresses, pl.Series):
-        values = addresses.cast(pl.String).drop_nulls().unique(maintain_order=True).to_list()
+        distinct = addresses.cast(pl.String).drop_nulls().unique(maintain_order=True)
     else:
-        values = list(dict.fromkeys(a for a in addresses if a is not None))
-    rows = [classify_address(value, locality) for value in values]
-    columns = {name: [getattr(row, name) for row in rows] for name in _SCHEMA}
-    return pl.DataFrame(columns, schema=_SCHEMA)
+        distinct = pl.Series(list(dict.fromkeys(a for a in addresses if a is not None)), dtype=pl.String)
+    frame = pl.DataFrame({"address": distinct})
+    plain = frame.with_columns(
+        pl.col("address").str.strip_chars(_PATH_WHITESPACE).str.extract_groups(_FAST_PATH_COLUMN).alias("m"),
+    ).unnest("m").filter(
+        pl.col("local").is_not_null() & (pl.col("open") == "<").eq(pl.col("close") == ">")
+        & ~pl.col("local").str.to_lowercase().str.starts_with("imcea"))
+    rows = [classify_address(value, locality)
+            for value in frame.join(plain.select("address"), on="address", how="anti")["address"].to_list()]
+    slow = pl.DataFrame({name: [getattr(row, name) for row in rows] for name in _SCHEMA}, schema=_SCHEMA)
+    fast = _classify_plain_by_domain(plain, locality)
+    return pl.concat([fast, slow]).join(frame.with_row_index("_order"), on="address").sort("_order").drop("_order")
+
+
+#: The fast-path pattern for whole columns (the same as :data:`_FAST_PATH_RE`, anchored).
+_FAST_PATH_COLUMN = "^" + _FAST_PATH_RE.pattern + "$"
+#: A stand-in local part: resolving ``SENTINEL@domain`` once per domain gives every plain address
+#: of that domain, with the sentinel replaced by the real local part (tested against the per-address path).
+_SENTINEL = "lfLOCALPARTlf"
+
+
+def _classify_plain_by_domain(plain: pl.DataFrame, locality: Locality) -> pl.DataFrame:
+    """Classify obviously plain ``local@domain`` addresses: resolve each distinct domain once."""
+    if plain.is_empty():
+        return pl.DataFrame(schema=_SCHEMA)
+    templates = []
+    for domain in plain["domain"].unique().to_list():
+        t = _resolve(f"{_SENTINEL}@{domain}", _Split(False, (), _SENTINEL, (domain,)), locality)
+        templates.append((domain, t.form, t.effective_recipient, t.effective_domain, t.external, t.imcea_type,
+                          t.imcea_decoded, t.explanation))
+    table = pl.DataFrame(templates, schema={"domain": pl.String, **{k: v for k, v in _SCHEMA.items()
+                                                                    if k != "address"}}, orient="row")
+    joined = plain.select("address", "local", "domain").join(table, on="domain", how="left")
+    return joined.select(
+        "address", "form",
+        pl.col("effective_recipient").str.replace_all(_SENTINEL, pl.col("local"), literal=True),
+        "effective_domain", "external", "imcea_type", "imcea_decoded",
+        pl.col("explanation").str.replace_all(_SENTINEL, pl.col("local"), literal=True),
+    ).cast(_SCHEMA)
 
 
 # Parsing ------------------------------------------------------------------------------------------

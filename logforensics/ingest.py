@@ -21,6 +21,7 @@ from logforensics.sources import Source, decode_text, iter_input_files, read_sou
 
 #: Path components that sit just below a server's own folder in an Exchange tree.
 _EXCHANGE_DIRS = {"exchsrvr", "imcdata", "tracking.log"}
+_WINDOWS_DIRS = {"system32", "windows", "winnt", "inetpub"}
 
 
 @dataclass
@@ -75,14 +76,26 @@ class IngestResult:
 
 
 def server_from_path(path: str) -> str | None:
-    """The server folder above an Exchange tree (``EXCH01/Exchsrvr/Imcdata/Log/L0000000.LOG``)."""
-    parts = PurePath(path.replace("!", "/")).parts
+    """The server's folder in a collected log tree, when the layout names one.
+
+    ``EXCH01/Exchsrvr/Imcdata/Log/L0000000.LOG`` -> EXCH01; ``mx2/var/log/exim4/mainlog`` -> mx2;
+    ``WEB01/LogFiles/SMTPSVC1/ex060214.log`` -> WEB01 (not ``system32`` or ``WINDOWS``).
+    """
+    parts = PurePath(path.replace("!", "/").replace("\\", "/")).parts
     for i, part in enumerate(parts):
         if part.lower() in _EXCHANGE_DIRS:
             j = i - 1
             while j >= 0 and parts[j].lower() in _EXCHANGE_DIRS:
                 j -= 1
             return parts[j] if j >= 0 else None
+    for i, part in enumerate(parts[:-1]):
+        below = i - 1
+        if below < 0 or parts[below] in ("/", "\\") or parts[below].endswith(":"):
+            continue
+        if part == "var" and parts[i + 1] == "log":
+            return parts[below]
+        if part.lower() == "logfiles" and parts[below].lower() not in _WINDOWS_DIRS:
+            return parts[below]
     return None
 
 

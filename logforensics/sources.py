@@ -87,12 +87,11 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
 def split_lines(text: str) -> pl.Series:
     """Physical lines (LF or CRLF), in order; a final line without a newline is kept."""
-    if not text:
-        return pl.Series("raw", [], dtype=pl.String)
-    series = pl.Series("raw", [text]).str.split("\n").explode()
-    if text.endswith("\n"):
-        series = series.head(series.len() - 1)
-    return series.str.strip_suffix("\r")
+    parts = text.split("\n")
+    if text.endswith("\n") or not text:
+        parts.pop()
+    series = pl.Series("raw", parts, dtype=pl.String)
+    return series.str.strip_suffix("\r") if "\r" in text else series
 
 
 def _decompress(raw: bytes, compression: str, path: str, warnings: list[str]) -> bytes:

@@ -443,3 +443,30 @@ def test_classifier_never_raises(text: str) -> None:
 def test_locality_with_lists_still_works() -> None:
     loose = Locality(local_domains=["acme.example"], server_names=[SRV], server_ips=[IP])  # type: ignore[arg-type]
     assert classify_address(f"relaytest%nmap.scanme.org@[{IP}]", loose).effective_recipient == RELAYTEST
+
+
+def test_column_classifier_equals_the_per_address_path_on_a_mixed_population():
+    """``classify_addresses`` resolves obviously plain addresses once per domain (whole-column path);
+    every field must equal ``classify_address`` for each address, tricky or not."""
+    import random
+    import string
+
+    from logforensics.classify import classify_addresses
+    from logforensics.site import Locality
+
+    loc = Locality(("acme-widgets.com",), ("mx1.acme-widgets.com",), ("192.0.2.25",))
+    rng = random.Random(7)
+    addrs = ["Foo@Example.COM.", "<bob@acme-widgets.com>", "x@[192.0.2.25]", "x@192.0.2.25", "<a@b.c",
+             "a@b.c>", " a@b ", "a..b@x.y", "imceaex-x@acme-widgets.com", "IMCEASMTP-v+40x.example@acme-widgets.com",
+             "u@localhost", "a%b@acme-widgets.com", "", "x@y@z", '"q@r"@acme-widgets.com', "lfLOCALPARTlf@x.example"]
+    chars = string.ascii_letters + string.digits + "#$&'*+/=?^_`{|}~.-%!@<> \"[]"
+    addrs += ["".join(rng.choice(chars) for _ in range(rng.randint(1, 20))) for _ in range(2000)]
+    domains = ["acme-widgets.com", "MX1.acme-widgets.com", "Example.org", "192.0.2.25", "10.0.0.1", "x",
+               "a-b.c.", "localhost", "[192.0.2.25]", "sub.acme-widgets.com."]
+    addrs += ["".join(rng.choice(string.ascii_letters + ".-_+") for _ in range(rng.randint(1, 8)))
+              + "@" + rng.choice(domains) for _ in range(2000)]
+    frame = classify_addresses(addrs, loc)
+    assert frame.height == len(set(addrs))
+    for row in frame.iter_rows(named=True):
+        ref = classify_address(row["address"], loc)
+        assert row == {k: getattr(ref, k) for k in row}, row["address"]

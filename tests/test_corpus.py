@@ -73,10 +73,10 @@ def test_every_file_is_read_and_recognised(folder_scan):
 
 def test_every_relay_denial_line_is_a_refused_finding(folder_scan):
     folder, result = folder_scan
-    cited = {}
+    cited = {}  # every cited line; a rejection Exim wrote to mainlog and rejectlog is one finding citing both
     for f in result.findings.iter_rows(named=True):
-        first = f["evidence"][0]
-        cited[(rel(Path(first["path"])), first["line"])] = f["verdict"]
+        for e in f["evidence"]:
+            cited.setdefault((rel(Path(e["path"])), e["line"]), f["verdict"])
     # A file identical to an earlier one is counted once: its lines are cited in the original.
     original = {}
     for r in result.inputs:

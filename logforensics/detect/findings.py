@@ -68,7 +68,7 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
         (pl.col("reply") == 235).any().alias("authenticated"),
         pl.col("auth_user").drop_nulls().first().alias("session_auth_user"),
     )
-    proto = events.filter((pl.col("event") == "rcpt") & (pl.col("direction") == "in"))
+    proto = _merge_duplicate_logs(events.filter((pl.col("event") == "rcpt") & (pl.col("direction") == "in")))
     proto = proto.join(auth, on="session", how="left").with_columns(
         (pl.col("authenticated").fill_null(False) | pl.col("auth_user").is_not_null()).alias("authenticated"),
         pl.coalesce(pl.col("auth_user"), pl.col("session_auth_user")).alias("auth_user"),
@@ -97,11 +97,34 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
     cols = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
             "sender", "recipient", "reply", "reply_text", "reply_line", "raw_line", "record_line",
             "authenticated", "auth_user", "origin"]
-    frames = [proto.select(cols), tracking.select(cols)]
-    frames = [f.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"),
-                             pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
+    frames = [proto.select([*cols, "linked"]),
+              tracking.select(cols).with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))]
+    frames = [f.with_columns(pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
     return pl.concat([*frames, queue_recipients(events).select([*cols, "linked", "delivered_out"])],
                      how="vertical_relaxed")
+
+
+def _merge_duplicate_logs(rcpts: pl.DataFrame) -> pl.DataFrame:
+    """One row per refusal that two logs of one server both recorded (Exim writes every rejection to
+    ``mainlog`` and ``rejectlog``; syslog copies): the first keeps the finding, the copy is cited.
+
+    Rows are copies when server, time, session, client, recipient, reply and text agree but the
+    files differ. Repeats within one file are real repeats and are kept.
+    """
+    key = ["server", "ts", "session", "client_ip", "recipient", "reply", "reply_text", "format"]
+    rcpts = rcpts.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))
+    if rcpts.is_empty():
+        return rcpts
+    ranked = rcpts.with_columns(
+        pl.col("source").rank("dense").over(key, order_by="source").alias("_copy"),
+        pl.len().over(key).alias("_n"))
+    if ranked.filter(pl.col("_copy") > 1).is_empty():
+        return rcpts
+    copies = ranked.filter(pl.col("_copy") > 1).group_by(key).agg(
+        pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2"))
+        .sort_by("source", "line").alias("copies"))
+    firsts = ranked.filter(pl.col("_copy") == 1).join(copies, on=key, how="left", nulls_equal=True)
+    return firsts.with_columns(pl.col("copies").cast(LINKED_TYPE).alias("linked")).drop("copies", "_copy", "_n")
 
 
 LINKED_TYPE = pl.List(pl.Struct({"path": pl.String, "line": pl.Int64, "line2": pl.Int64}))

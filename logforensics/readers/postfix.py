@@ -60,25 +60,28 @@ _SOCKET = r"\[(?:private|public)/"
 
 def shape_columns(df: pl.DataFrame) -> pl.DataFrame:
     """Add ``kind`` (the first shape of :data:`grammars.postfix.SHAPES` matching the whole ``msg``)
-    and ``f_<group>`` for every named group (null unless the group belongs to that shape)."""
+    and ``f_<group>`` for every named group (null unless the group belongs to that shape).
+
+    Two passes keep the capture groups off most rows: the shape comes from plain matches (no
+    captures; each pattern tried only on the rows no earlier shape took, and :data:`grammar.NOTE`
+    takes any text), then each shape's groups are extracted on its own rows only.
+    """
     msg = pl.col("msg").fill_null("")
+    df = df.with_columns(pl.lit(None, pl.String).alias("kind"))
+    *tried, last = grammar.SHAPES
+    for name in tried:
+        open_msg = pl.when(pl.col("kind").is_null()).then(msg)
+        hit = open_msg.str.contains(anchored(grammar.SHAPES[name])).fill_null(False)
+        df = df.with_columns(pl.when(hit).then(pl.lit(name)).otherwise(pl.col("kind")).alias("kind"))
+    df = df.with_columns(pl.col("kind").fill_null(pl.lit(last)))
     df = df.with_columns([
-        msg.str.extract_groups(anchored("(?P<hit_>)(?:" + pattern + ")")).alias(f"s_{name}")
+        pl.when(pl.col("kind") == name).then(msg).str.extract_groups(anchored(pattern)).alias(f"s_{name}")
         for name, pattern in grammar.SHAPES.items()
     ])
-    kind = pl.lit(None, pl.String)
-    for name in reversed(grammar.SHAPES):
-        hit = pl.col(f"s_{name}").struct.field("hit_").is_not_null()
-        kind = pl.when(hit).then(pl.lit(name)).otherwise(kind)
-    df = df.with_columns(kind.alias("kind"))
 
     def field(group: str) -> pl.Expr:
-        out = pl.lit(None, pl.String)
-        for name, groups in reversed(_GROUPS.items()):
-            if group in groups:
-                out = (pl.when(pl.col("kind") == name)
-                       .then(pl.col(f"s_{name}").struct.field(group)).otherwise(out))
-        return out
+        return pl.coalesce([pl.col(f"s_{name}").struct.field(group)
+                            for name, groups in _GROUPS.items() if group in groups])
 
     df = df.with_columns([field(g).alias(f"f_{g}") for g in FIELD_NAMES])
     return df.drop([f"s_{name}" for name in grammar.SHAPES])
@@ -158,8 +161,12 @@ class PostfixReader:
         """Work around the envelope grammar on a header-less line whose tag has no ``[pid]``
         (``postfix/postfix-script: fatal: ...``): it reads the tag as the host and ``fatal`` as the
         tag. A "host" ending in ``:`` is such a tag."""
-        fix = (pl.col("iso").is_null() & pl.col("mon").is_null()
-               & pl.col("host").str.contains(r"^[A-Za-z][A-Za-z0-9_./-]*:$").fill_null(False))
+        unstamped = pl.col("iso").is_null() & pl.col("mon").is_null()
+        fix = pl.when(unstamped).then(pl.col("host")).str.contains(r"^[A-Za-z][A-Za-z0-9_./-]*:$").fill_null(False)
+        frame = frame.with_columns(fix.alias("fix_"))
+        if not frame["fix_"].any():
+            return frame.drop("fix_")
+        fix = pl.col("fix_")
         tag = pl.col("host").str.strip_suffix(":")
         return frame.with_columns(
             pl.when(fix).then(None).otherwise(pl.col("host")).alias("host"),
@@ -168,12 +175,13 @@ class PostfixReader:
             pl.when(fix).then(tag.str.split("/").list.first()).otherwise(pl.col("instance")).alias("instance"),
             pl.when(fix).then(pl.col("raw").str.extract(r"^[^ \t]+:[ \t]?(.*)$", 1))
             .otherwise(pl.col("msg")).alias("msg"),
-        )
+        ).drop("fix_")
 
     @staticmethod
     def _repeated_stamps(frame: pl.DataFrame) -> pl.DataFrame:
         """``last message repeated N times`` lines: their stamp and host, so they get a time too."""
-        rep = pl.col("raw").str.extract_groups(anchored(syslog_grammar.REPEATED)).alias("rep")
+        untagged = pl.when(pl.col("tag").is_null()).then(pl.col("raw"))  # only those can be one
+        rep = untagged.str.extract_groups(anchored(syslog_grammar.REPEATED)).alias("rep")
         frame = frame.with_columns(rep)
         field = pl.col("rep").struct.field
         is_rep = pl.col("tag").is_null() & field("times").is_not_null()
@@ -199,7 +207,8 @@ class PostfixReader:
         reason = f("reason")
         reply = reason.str.extract_groups(anchored(smtp_grammar.REPLY)).alias("rr")
         detail = f("detail").str.extract_groups(anchored(grammar.REMOTE_REPLY)).alias("dr")
-        in_text = msg.str.extract_groups(grammar.CLIENT_IN_TEXT).alias("ct")
+        note_client = (kind == "note") & pl.col("program").is_in(["smtpd", "postscreen", "tlsproxy"])
+        in_text = pl.when(note_client).then(msg).str.extract_groups(grammar.CLIENT_IN_TEXT).alias("ct")
         df = df.with_columns(reply, detail, in_text)
 
         queued_as = reason.str.extract(r"queued as ([0-9A-Za-z]+)", 1)
@@ -231,7 +240,6 @@ class PostfixReader:
         dr = pl.col("dr").struct.field
         ct = pl.col("ct").struct.field
         empty_null = lambda e: pl.when(e == "").then(None).otherwise(e)  # noqa: E731
-        note_client = (kind == "note") & program.is_in(["smtpd", "postscreen", "tlsproxy"])
         client_host = pl.coalesce(empty_null(f("orig_client_host")), empty_null(f("client_host")),
                                   pl.when(note_client).then(empty_null(ct("client_host"))))
         client_ip = pl.coalesce(empty_null(f("orig_client_ip")), empty_null(f("client_ip")),
@@ -294,40 +302,56 @@ class PostfixReader:
 
     @staticmethod
     def _sessions(df: pl.DataFrame, ctx: ReadContext) -> pl.DataFrame:
-        """smtpd sessions per (host, pid), and what a session knows filled into its rows."""
-        smtpd = (pl.col("program") == "smtpd") & pl.col("pid").is_not_null()
-        host_key = pl.coalesce(pl.col("host"), pl.lit(ctx.server or "", pl.String))
-        df = df.with_columns(
-            host_key.alias("host_key"),
-            (smtpd & (pl.col("kind") == "connect")).alias("is_conn"),
-            (smtpd & (pl.col("kind") == "disconnect")).alias("is_disc"),
-        )
+        """smtpd sessions per (host, pid), and what a session knows filled into its rows.
+
+        Only smtpd rows belong to sessions, so the windows run over those rows alone; the one fact
+        they need from the other rows is where each (host, pid) starts, which keys the session cut
+        off by the file start.
+        """
         grp = ["host_key", "pid"]
-        df = df.with_columns(pl.col("is_conn").cum_sum().over(grp).alias("seg"))
         df = df.with_columns(
-            pl.col("line").first().over([*grp, "seg"]).alias("seg_start"),
+            pl.coalesce(pl.col("host"), pl.lit(ctx.server or "", pl.String)).alias("host_key"),
+            pl.col("own_client_host").alias("client_host"),
+            pl.col("own_client_ip").alias("client_ip"),
+            pl.col("own_helo").alias("helo"),
+            pl.col("own_auth").alias("auth_user"),
+            pl.lit(None, pl.String).alias("session"),
+        )
+        smtpd = (pl.col("program") == "smtpd") & pl.col("pid").is_not_null()
+        rows = df.select(smtpd.arg_true())[:, 0]
+        if rows.is_empty():
+            return df
+        pid_start = df.group_by(grp).agg(pl.col("line").min().alias("pid_start"))
+        sub = df[rows].select("line", *grp, "kind", "event", "own_client_host", "own_client_ip", "own_helo",
+                              "own_auth")
+        sub = sub.join(pid_start, on=grp, how="left", maintain_order="left")
+        sub = sub.with_columns(
+            (pl.col("kind") == "connect").alias("is_conn"),
+            (pl.col("kind") == "disconnect").alias("is_disc"),
+        )
+        sub = sub.with_columns(pl.col("is_conn").cum_sum().over(grp).alias("seg"))
+        sub = sub.with_columns(
+            pl.when(pl.col("seg") == 0).then(pl.col("pid_start"))
+            .otherwise(pl.col("line").first().over([*grp, "seg"])).alias("seg_start"),
             pl.col("is_disc").shift(1).fill_null(False).cum_sum().over([*grp, "seg"]).alias("after_disc"),
         )
         session = (pl.lit(ctx.source + "#") + pl.col("host_key") + pl.lit("#") + pl.col("pid").cast(pl.String)
                    + pl.lit("#L") + pl.col("seg_start").cast(pl.String))
-        df = df.with_columns(
-            pl.when(smtpd & (pl.col("after_disc") == 0)).then(session).otherwise(None).alias("session"),
-        )
+        sub = sub.with_columns(pl.when(pl.col("after_disc") == 0).then(session).otherwise(None).alias("session"))
         in_session = pl.col("session").is_not_null()
         session_fill = pl.col("event").is_in(["rcpt", "mail", "helo", "data", "command", "received"])
-        return df.with_columns(
-            pl.when(in_session).then(pl.coalesce(
-                pl.col("own_client_host"),
-                pl.col("own_client_host").forward_fill().over("session")))
-            .otherwise(pl.col("own_client_host")).alias("client_host"),
-            pl.when(in_session).then(pl.coalesce(
-                pl.col("own_client_ip"),
-                pl.col("own_client_ip").forward_fill().over("session")))
-            .otherwise(pl.col("own_client_ip")).alias("client_ip"),
-            pl.when(in_session).then(pl.coalesce(pl.col("own_helo"), pl.col("own_helo").forward_fill()
-                                                 .over("session")))
-            .otherwise(pl.col("own_helo")).alias("helo"),
+
+        def fill_forward(own: str) -> pl.Expr:
+            return (pl.when(in_session).then(pl.coalesce(pl.col(own), pl.col(own).forward_fill().over("session")))
+                    .otherwise(pl.col(own)))
+
+        sub = sub.select(
+            "session",
+            fill_forward("own_client_host").alias("client_host"),
+            fill_forward("own_client_ip").alias("client_ip"),
+            fill_forward("own_helo").alias("helo"),
             pl.when(in_session & session_fill).then(pl.coalesce(
                 pl.col("own_auth"), pl.col("own_auth").drop_nulls().first().over("session")))
             .otherwise(pl.col("own_auth")).alias("auth_user"),
         )
+        return df.with_columns(df[name].scatter(rows, sub[name]) for name in sub.columns)

@@ -51,14 +51,57 @@ class YearHint:
         return YearHint(end_at=(when.year, when.month), end_source="file modification time")
 
 
+#: Envelope columns of :func:`split_syslog`, in order (the named groups of ``grammar.LINE``).
+ENVELOPE_COLUMNS = ("mon", "day", "hms", "iso", "iso_zone", "priority", "host", "tag", "pid", "facility", "msg")
+
+#: The everyday layout, ``Mmm dd hh:mm:ss host tag[pid]: msg`` (``[pid]`` optional) with single
+#: spaces and a two-character day, which fixes every field's place: the stamp is sliced at fixed
+#: offsets and the rest split at spaces. On such a line ``grammar.LINE`` has exactly one reading,
+#: the same: no priority (the host cannot start with ``<``), the host is the whole word (no
+#: ``[ ] :`` at its end), the tag runs to ``[`` or ``:``. Lines whose message starts ``[ID ``
+#: (Solaris) or that hold a newline take the full pattern. tests/test_read_speedpaths.py checks it.
+FIXED_BSD = (r"^(?:" + "|".join(grammar.MONTHS) + r") [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} "
+             r"[^ \t\[\]<]*[^ \t\[\]:<] [A-Za-z][A-Za-z0-9_./-]*(?:\[[0-9]+\])?: ")
+
+
 def split_syslog(lines: pl.Series) -> pl.DataFrame:
     """Columns ``line, raw`` plus the envelope's named groups; ``program`` is the tag's last part.
 
-    Lines that are not syslog lines keep nulls in every envelope column.
+    Lines that are not syslog lines keep nulls in every envelope column. Lines in the
+    :data:`FIXED_BSD` layout are split without the full pattern; the others run ``grammar.LINE``.
     """
     frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
     frame = frame.with_columns(pl.col("line").cast(pl.Int64))
-    frame = frame.with_columns(pl.col("raw").str.extract_groups(anchored(grammar.LINE)).alias("g")).unnest("g")
+    raw = pl.col("raw")
+    fixed = (raw.str.contains(FIXED_BSD) & ~raw.str.contains("\n", literal=True)).fill_null(False)
+    # Fixed lines: the stamp at its offsets, then host, ``tag[pid]:`` and the message split at spaces.
+    frame = frame.with_columns(
+        pl.when(fixed).then(raw.str.slice(16)).str.splitn(" ", 3)
+        .struct.rename_fields(["host_", "tag_pid_", "msg_"]).alias("rest_"),
+    ).unnest("rest_")
+    frame = frame.with_columns(
+        (pl.col("msg_").is_not_null() & ~pl.col("msg_").str.starts_with("[ID ").fill_null(False)).alias("fixed_"),
+        pl.col("tag_pid_").str.strip_suffix(":").str.split_exact("[", 1)
+        .struct.rename_fields(["tag_", "pid_"]).alias("tp_"),
+    ).unnest("tp_")
+    by_offset = {
+        "mon": raw.str.slice(0, 3),
+        "day": raw.str.slice(4, 2).str.strip_chars_start(" "),
+        "hms": raw.str.slice(7, 8),
+        "host": pl.col("host_"),
+        "tag": pl.col("tag_"),
+        "pid": pl.col("pid_").str.strip_suffix("]"),
+        "msg": pl.col("msg_"),
+    }
+    is_fixed = pl.col("fixed_")
+    # The others: the full envelope pattern.
+    slow = pl.when(is_fixed).then(None).otherwise(raw).str.extract_groups(anchored(grammar.LINE))
+    frame = frame.with_columns(slow.alias("g")).select(
+        "line", "raw",
+        *((pl.when(is_fixed).then(by_offset[name]).otherwise(pl.col("g").struct.field(name))
+           if name in by_offset else pl.col("g").struct.field(name)).alias(name)
+          for name in ENVELOPE_COLUMNS),
+    )
     return frame.with_columns(
         pl.col("tag").str.split("/").list.last().alias("program"),
         pl.col("tag").str.split("/").list.first().alias("instance"),
@@ -123,11 +166,13 @@ def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple
                                   pl.col("iso").dt.hour(), pl.col("iso").dt.minute(),
                                   pl.col("iso").dt.second(), zone)
     iso_local = iso_local + pl.duration(microseconds=pl.col("iso").dt.microsecond())
-    ts = parts.select(
+    # Neighbouring lines mostly share their stamp: convert each run of equal fields once.
+    run = parts.select(pl.struct(pl.all()).rle_id().alias("run"))["run"]
+    ts = parts.filter(run.is_first_distinct()).select(
         pl.when(pl.col("iso").is_not_null())
         .then(pl.when(pl.col("iso_zone").is_not_null()).then(iso_with_zone).otherwise(iso_local))
         .otherwise(bsd).cast(UTC_DATETIME).alias("ts")
-    )["ts"]
+    )["ts"].gather(run)
     return ts, warning
 
 

@@ -1,0 +1,212 @@
+"""The fast paths of the Postfix reading path give exactly what the grammar gives.
+
+* ``split_syslog`` splits ``FIXED_BSD`` lines by offsets and spaces instead of running the envelope
+  pattern: it must equal both the full pattern over the column and ``parse_line`` (pyparsing).
+* ``shape_columns`` finds the shape with plain matches and extracts groups on that shape's rows only:
+  it must equal ``parse_message`` (pyparsing) line by line.
+* ``syslog_times`` converts each run of equal stamps once; ``split_lines`` splits in Python;
+  ``_sessions`` runs its windows on the smtpd rows only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
+
+from grammars import postfix as grammar
+from grammars import syslog as syslog_grammar
+from grammars.common import anchored
+from logforensics.readers.base import ReadContext
+from logforensics.readers.postfix import FIELD_NAMES, PostfixReader, shape_columns
+from logforensics.readers.syslog import FIXED_BSD, YearHint, split_syslog, syslog_times
+from logforensics.site import SiteProfile
+from logforensics.sources import split_lines
+from tests.conftest import CORPUS, ROOT, SAMPLES
+
+ENVELOPE = ("mon", "day", "hms", "iso", "iso_zone", "priority", "host", "tag", "pid", "facility", "msg")
+
+#: Lines at the edges of the fixed layout: each either takes the fast path with the grammar's
+#: fields, or leaves it for the full pattern.
+EDGE_LINES = [
+    "Dec  1 00:00:00 mx1 postfix/smtpd[3001]: connect from unknown[192.0.2.66]",
+    "Dec 01 00:00:00 mx1 postfix/smtpd[3001]: connect from unknown[192.0.2.66]",
+    "Dec 1 00:00:00 mx1 postfix/smtpd[3001]: unpadded day",
+    "Dec  0 00:00:00 mx1 postfix/smtpd[3001]: day zero",
+    "Dec 31 23:59:59 mx1 postfix/smtpd: no pid",
+    "Dec 31 23:59:59 mx1 dovecot: lmtp(3004, user3109): msgid=<x@y>: saved mail to INBOX",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]:  two spaces",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]:\ttab",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]:no space",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]: ",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]:",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]: [ID 801593 mail.info] connect from x[1.2.3.4]",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]: [ID x] not solaris",
+    "Dec 31 23:59:59 <mail.info> mx1 postfix/smtpd[3001]: priority",
+    "Dec 31 23:59:59 <mx1> postfix/smtpd[3001]: odd host",
+    "Dec 31 23:59:59 mx1: postfix/smtpd[3001]: host ends in a colon",
+    "Dec 31 23:59:59 m postfix/smtpd[3001]: one-letter host",
+    "Dec 31 23:59:59 postfix/smtpd[3001]: no host",
+    "Dec 31 23:59:59 ünï.example postfix/smtpd[3001]: non-ASCII host and ünïcode text",
+    "Dec 31 23:59:59.123 mx1 postfix/smtpd[3001]: fraction",
+    "Dec 31 23:59:59  mx1 postfix/smtpd[3001]: two spaces before host",
+    "Dec 31 23:59:59 mx1  postfix/smtpd[3001]: two spaces before tag",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[30x1]: bad pid",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[]: empty pid",
+    "Dec 31 23:59:59 mx1 1postfix/smtpd[1]: tag starts with a digit",
+    "Dec 31 25:61:61 mx1 postfix/smtpd[1]: impossible time",
+    "Dec 31 2:00:00 mx1 postfix/smtpd[1]: one-digit hour",
+    "Dez 31 23:59:59 mx1 postfix/smtpd[1]: not a month",
+    "Dec\t31 23:59:59 mx1 postfix/smtpd[1]: tab in the stamp",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[1]: line with\na newline",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[1]: carriage return\r",
+    "2004-12-31T23:59:59.5+01:00 mx1 postfix/smtpd[1]: RFC 3339",
+    "postfix/smtpd[1]: header-less",
+    "postfix/postfix-script: fatal: header-less without pid",
+    "Dec 31 23:59:59 mx1 last message repeated 3 times",
+    "last message repeated 2 times",
+    "",
+    "not a log line",
+]
+
+
+def corpus_lines() -> list[str]:
+    files = sorted(p for p in (CORPUS / "postfix").rglob("*") if p.is_file()) if CORPUS.is_dir() else []
+    files += sorted((SAMPLES / "postfix" / "mx1" / "var" / "log").iterdir())
+    return [line for p in files for line in p.read_text(encoding="utf-8", errors="replace").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def generated_lines(tmp_path_factory) -> list[str]:
+    """A small log from the benchmark generator (the very mix the speed work is measured on)."""
+    out = tmp_path_factory.mktemp("gen") / "mail.log"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_postfix.py"), str(out), "--mb", "0.5"],
+                   check=True, capture_output=True)
+    return out.read_text(encoding="utf-8").splitlines()
+
+
+def assert_envelope_paths_agree(lines: list[str]) -> int:
+    """``split_syslog`` = the full envelope pattern over the column = ``parse_line``; returns how many
+    lines took the fixed-layout path."""
+    series = pl.Series("raw", lines, dtype=pl.String)
+    frame = split_syslog(series)
+    full = series.str.extract_groups(anchored(syslog_grammar.LINE)).struct.unnest()
+    full = full.with_columns(pl.col("pid").cast(pl.Int64, strict=False))
+    assert_frame_equal(frame.select(ENVELOPE), full.select(ENVELOPE))
+    for text, row in zip(lines, frame.iter_rows(named=True), strict=True):
+        parsed = syslog_grammar.parse_line(text) or {}
+        column = {k: (str(row[k]) if k == "pid" else row[k]) for k in ENVELOPE if row[k] is not None}
+        assert parsed == column, text
+    return int(series.str.contains(FIXED_BSD).sum())
+
+
+def assert_shapes_agree(messages: list[str]) -> None:
+    frame = shape_columns(pl.DataFrame({"msg": messages}, schema={"msg": pl.String}))
+    for text, row in zip(messages, frame.iter_rows(named=True), strict=True):
+        kind, fields = grammar.parse_message(text)
+        column_fields = {g: row[f"f_{g}"] for g in FIELD_NAMES if row[f"f_{g}"] is not None}
+        assert (row["kind"], column_fields) == (kind, fields), text
+
+
+def test_fixed_layout_edges_agree_with_the_grammar():
+    fast = assert_envelope_paths_agree(EDGE_LINES)
+    assert fast >= 10
+
+
+def test_fixed_layout_agrees_on_corpus_and_sample_lines():
+    lines = corpus_lines()
+    assert assert_envelope_paths_agree(lines) > 300
+
+
+def test_generated_log_agrees_both_ways(generated_lines):
+    assert assert_envelope_paths_agree(generated_lines) > 0.8 * len(generated_lines)
+    frame = split_syslog(pl.Series("raw", generated_lines, dtype=pl.String))
+    messages = frame.filter(pl.col("instance").str.starts_with("postfix"))["msg"].to_list()
+    assert_shapes_agree(messages)
+
+
+def test_shapes_agree_on_edge_messages():
+    qid = "0000010C2D"
+    assert_shapes_agree([
+        "", "connect from x[1.2.3.4]", "Connect from x[1.2.3.4]", "connect from x[1.2.3.4] trailing",
+        "disconnect from x[1.2.3.4] ehlo=1 quit=1/1 commands=2/2", "disconnect from x[1.2.3.4] ehlo=1 junk",
+        f"{qid}: client=x[1.2.3.4]:25, sasl_method=PLAIN, sasl_username=u@d, orig_client=o[5.6.7.8]",
+        "NOQUEUE: client=x[1.2.3.4]", "warning: 0000010C2D: client=x[1.2.3.4]",
+        f"{qid}: reject: RCPT from x[1.2.3.4]: 554 5.7.1 <a@b>: Relay access denied; from=<> to=<a@b> proto=SMTP",
+        f"{qid}: proxy-accept: END-OF-MESSAGE: 250 2.0.0 Ok: queued as 1; from=<a@b> to=<c@d> proto=ESMTP helo=<h>",
+        "warning: unknown[1.2.3.4]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=a@b",
+        f"{qid}: from=<a@b>, size=1, nrcpt=1 (queue active)", f"{qid}: from=<a@b>, status=expired, returned",
+        f'{qid}: to=<"q>x"@b>, orig_to=bare, relay=none, delay=1, status=deferred (connect to x: refused)',
+        f"{qid}: uid=0 from=<root>", f"{qid}: resent-message-id=<x@y>", f"{qid}: removed",
+        "44JCRG5tYPzCqt2: removed", "lost connection after AUTH from unknown[1.2.3.4]",
+    ])
+
+
+def test_split_lines_matches_the_column_split():
+    def reference(text: str) -> list[str]:
+        if not text:
+            return []
+        series = pl.Series("raw", [text]).str.split("\n").explode()
+        if text.endswith("\n"):
+            series = series.head(series.len() - 1)
+        return series.str.strip_suffix("\r").to_list()
+
+    for text in ["", "a", "a\n", "\n", "\r\n", "\n\n", "a\r\nb", "a\n\nb\r\n\r", "a\rb\n", "x\r\r\n", "ü\n"]:
+        got = split_lines(text)
+        assert (got.name, got.dtype, got.to_list()) == ("raw", pl.String, reference(text)), repr(text)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_each_stamp_run_converts_like_a_single_line(zone):
+    lines = ["Mar 27 01:59:59 h p[1]: a", "Mar 27 01:59:59 h p[1]: b", "junk", "Mar 27 02:30:00 h p[1]: c",
+             "Mar 27 02:30:00 h p[1]: d", "Mar 30 02:30:00 h p[1]: e", "2004-03-28T02:30:00 h p[1]: f",
+             "2004-03-28T02:30:00Z h p[1]: g", "Feb 30 10:00:00 h p[1]: h", "Feb 30 10:00:00 h p[1]: i"]
+    frame = split_syslog(pl.Series(lines))
+    hint = YearHint(start_year=2004)
+    together, _ = syslog_times(frame, zone, hint)
+    alone = [syslog_times(frame[i:i + 1], zone, hint)[0][0] for i in range(frame.height)]
+    assert together.to_list() == alone
+    assert together[0] is not None and together[2] is None and together[8] is None
+
+
+def test_session_before_the_first_connect_starts_at_the_pids_first_line_of_any_program():
+    """Only smtpd rows are windowed; a pid seen first under another program still keys the cut-off
+    session by that first line."""
+    text = "\n".join([
+        "Jan 12 10:00:00 mx postfix/cleanup[77]: 0000010C2D: message-id=<a@b>",
+        "Jan 12 10:00:01 mx postfix/smtpd[77]: lost connection after RCPT from x[1.2.3.4]",
+        "Jan 12 10:00:02 mx postfix/smtpd[77]: disconnect from x[1.2.3.4]",
+        "Jan 12 10:00:03 mx postfix/smtpd[77]: connect from y[5.6.7.8]",
+        "Jan 12 10:00:04 mx postfix/smtpd[77]: 0000010C2E: client=y[5.6.7.8], sasl_method=LOGIN, sasl_username=u",
+        "Jan 12 10:00:05 mx postfix/smtpd[77]: NOQUEUE: reject: RCPT from y[5.6.7.8]: 554 5.7.1 <a@b>: "
+        "Relay access denied; from=<s@x> to=<a@b> proto=ESMTP helo=<hy>",
+        "Jan 12 10:00:06 mx postfix/smtpd[77]: disconnect from y[5.6.7.8]",
+        "Jan 12 10:00:07 mx postfix/smtpd[77]: warning: after the disconnect",
+    ]) + "\n"
+    res = PostfixReader().read(split_lines(text), ReadContext("s.log", SiteProfile(timezone="UTC"), None))
+    got = res.events.select("line", "session", "client_ip", "auth_user").rows()
+    assert got == [
+        (1, None, None, None),
+        (2, "s.log#mx#77#L1", "1.2.3.4", None),
+        (3, "s.log#mx#77#L1", "1.2.3.4", None),
+        (4, "s.log#mx#77#L4", "5.6.7.8", None),
+        (5, "s.log#mx#77#L4", "5.6.7.8", "u"),
+        (6, "s.log#mx#77#L4", "5.6.7.8", "u"),
+        (7, "s.log#mx#77#L4", "5.6.7.8", None),
+        (8, None, None, None),
+    ]
+
+
+def test_times_of_the_fixed_layout_are_the_grammar_fields():
+    frame = split_syslog(pl.Series(["Dec  1 00:00:07 mx1 postfix/smtpd[3001]: x"]))
+    ts, _ = syslog_times(frame, "UTC", YearHint(start_year=2004))
+    assert ts[0] == datetime(2004, 12, 1, 0, 0, 7, tzinfo=UTC)
+
+
+def test_root_is_the_project():
+    assert (ROOT / "benchmarks" / "gen_postfix.py").is_file() and Path(__file__).parent.parent == ROOT
