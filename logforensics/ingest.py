@@ -17,7 +17,14 @@ from logforensics.readers.syslog import YearHint
 from logforensics.rotation import newest_first, rotation_date, rotation_key
 from logforensics.schema import empty_events
 from logforensics.site import SiteProfile
-from logforensics.sources import Source, decode_text, iter_input_files, read_source, split_lines
+from logforensics.sources import (
+    MAX_LINE_CHARS,
+    Source,
+    decode_text,
+    iter_input_files,
+    read_source,
+    split_lines,
+)
 
 #: Path components that sit just below a server's own folder in an Exchange tree.
 _EXCHANGE_DIRS = {"exchsrvr", "imcdata", "tracking.log"}
@@ -112,15 +119,21 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
     if encoding not in ("utf-8", "utf-8-sig"):
         report.warnings.append(f"{source.path}: not plain UTF-8; decoded as {encoding} "
                                "(undecodable bytes kept as \\xNN)")
-    lines = split_lines(text)
+    lines = split_lines(cap_long_lines(text, source.path, report.warnings))
+    del text
+    if not len(source.data):
+        report.status = "unreadable" if source.warnings else "empty"
+        if not source.warnings:
+            report.warnings.append(f"{source.path}: empty file; nothing to read")
+        return empty_events(), report, lines
     fmt = forced_format or sniff_format(lines.head(SNIFF_LINES).to_list())
     report.format = fmt
     report.lines = lines.len()
     if fmt is None:
         report.status = "unrecognised"
         report.skipped_lines = report.lines
-        if report.lines:
-            report.warnings.append(f"{source.path}: not a recognised log format; skipped")
+        what = "binary data, not a log" if _looks_binary(source.data) else "not a recognised log format"
+        report.warnings.append(f"{source.path}: {what}; skipped")
         return empty_events(), report, lines
     server = server_from_path(source.path) or (site.server_names[0] if site.server_names else None)
     hint = year_hint or YearHint.from_mtime(source.mtime)
@@ -133,6 +146,55 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
         report.warnings.append(f"{source.path}: no time zone known; local times read as UTC "
                                "(set timezone in the site profile)")
     return result.events, report, lines
+
+
+def _looks_binary(data: bytes) -> bool:
+    """NUL bytes or many control bytes near the start: not text (UTF-16 logs are decoded first)."""
+    head = bytes(data[:4096])
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return b"\x00" in head or controls > len(head) // 10
+
+
+def cap_long_lines(text: str, path: str, warnings: list[str], limit: int = MAX_LINE_CHARS) -> str:
+    """Cut every line longer than ``limit`` characters there (with a marker and a warning).
+
+    Lines keep their numbers, so the lines after a cut one are read and cited as usual. Works on
+    the text before it is split: a line of hundreds of megabytes never becomes a Polars value
+    (string kernels on one huge value cost several times its size). Costs one ``rfind`` per
+    ``limit`` characters.
+    """
+    n = len(text)
+    if n <= limit:
+        return text
+    pieces: list[str] = []
+    cuts = 0
+    pos = kept = 0  # pos: start of a line; kept: text before it already in pieces
+    line = 1
+    counted = 0
+    while n - pos > limit:
+        nl = text.rfind("\n", pos, pos + limit + 1)
+        if nl >= 0:
+            pos = nl + 1
+            continue
+        end = text.find("\n", pos)
+        end = n if end < 0 else end
+        line += text.count("\n", counted, pos)
+        counted = pos
+        cuts += 1
+        if cuts <= 20:
+            warnings.append(f"{path}:{line}: line of {end - pos} characters cut at {limit}")
+        pieces += [text[kept:pos + limit], f"[... cut by logforensics: line longer than {limit} characters]"]
+        pos = kept = end
+        if end < n:
+            pos = end + 1
+    if not cuts:
+        return text
+    if cuts > 20:
+        warnings.append(f"{path}: {cuts - 20} more lines cut at {limit} characters")
+    pieces.append(text[kept:])
+    return "".join(pieces)
 
 
 def iter_sources(paths: list[str | Path]) -> Iterator[Source | InputReport]:
@@ -192,7 +254,15 @@ def ingest(paths: list[str | Path], site: SiteProfile, *, keep_lines: bool = Fal
         if isinstance(item, InputReport):
             reports.append(item)
             continue
-        events, report, lines = read_one(item, site, year_hint=anchors.hint(item))
+        try:
+            events, report, lines = read_one(item, site, year_hint=anchors.hint(item))
+        except Exception as exc:  # a reader bug must not cost the rest of the evidence
+            report = InputReport(item.path, item.sha256, item.size, None, status="error", mtime=item.mtime,
+                                 compression=item.compression, warnings=[
+                                     *item.warnings, f"{item.path}: internal error while reading "
+                                     f"({type(exc).__name__}: {exc}); this input was skipped"])
+            events, lines = empty_events(), pl.Series("raw", [], dtype=pl.String)
+        del item
         anchors.record(report)
         reports.append(report)
         if keep_lines and report.format:

@@ -34,6 +34,22 @@ MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PK\x05\x06", "zip"),
 )
 
+#: Decompression caps, so that a bomb cannot exhaust memory. Everything decompressed from one input
+#: file (all layers and members together) may reach :data:`MAX_RATIO` times the file's size, and
+#: at least :data:`RATIO_FLOOR_BYTES`, but never :data:`MAX_DECOMPRESSED_BYTES`; past that,
+#: decompression stops with a warning and what was read is kept. Real logs compress 5-30:1.
+MAX_RATIO = 200
+RATIO_FLOOR_BYTES = 64 << 20
+MAX_DECOMPRESSED_BYTES = 1 << 30
+#: Compression and archive layers opened inside one input file (``a.zip!b.zip!c.gz`` is three);
+#: data nested deeper is reported with a warning, not opened.
+MAX_ARCHIVE_DEPTH = 3
+#: The longest line kept whole, in characters; a longer one is cut there with a warning
+#: (:func:`logforensics.ingest.read_one`), and the lines after it are read as usual.
+MAX_LINE_CHARS = 1 << 20
+#: Decompression reads this much at a time.
+CHUNK_BYTES = 1 << 20
+
 _CP1252_UNDEFINED = {0x81, 0x8D, 0x8F, 0x90, 0x9D}
 
 
@@ -94,22 +110,69 @@ def split_lines(text: str) -> pl.Series:
     return series.str.strip_suffix("\r") if "\r" in text else series
 
 
-def _decompress(raw: bytes, compression: str, path: str, warnings: list[str]) -> bytes:
-    """Decompress a whole stream; a truncated stream yields what did decompress, with a warning."""
-    opener = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}[compression]
-    out = bytearray()
+class _Budget:
+    """How many decompressed bytes one input file may produce (all its layers and members together)."""
+
+    def __init__(self, compressed: int) -> None:
+        self.compressed = compressed
+        self.limit = min(MAX_DECOMPRESSED_BYTES, max(RATIO_FLOOR_BYTES, MAX_RATIO * compressed))
+        self.used = 0
+
+    def reason(self) -> str:
+        if self.limit < MAX_DECOMPRESSED_BYTES:
+            return (f"ratio above {MAX_RATIO}:1 to the {self.compressed} bytes of the file "
+                    "(a decompression bomb?)")
+        return f"above the cap of {MAX_DECOMPRESSED_BYTES} decompressed bytes per input file"
+
+
+def _read_capped(stream: io.BufferedIOBase, name: str, what: str, budget: _Budget,
+                 warnings: list[str]) -> bytes:
+    """Read a decompressing stream in chunks up to the budget; keep what was read on any error."""
+    out = io.BytesIO()
     try:
-        with opener(io.BytesIO(raw), "rb") as stream:
-            while chunk := stream.read(1 << 20):
-                out += chunk
-    except (EOFError, OSError, lzma.LZMAError) as exc:
-        warnings.append(f"{path}: {compression} stream is truncated or corrupt ({exc}); "
-                        f"kept the {len(out)} bytes that did decompress")
-    return bytes(out)
+        while True:
+            room = budget.limit - budget.used
+            if room <= 0:
+                if stream.read(1):
+                    warnings.append(f"{name}: decompression stopped at {out.tell()} bytes: {budget.reason()}; "
+                                    "kept what was read")
+                break
+            chunk = stream.read(min(CHUNK_BYTES, room))
+            if not chunk:
+                break
+            out.write(chunk)
+            budget.used += len(chunk)
+    except Exception as exc:  # EOFError, OSError, zlib.error, LZMAError, BadZipFile: hostile input
+        warnings.append(f"{name}: {what} is truncated or corrupt ({type(exc).__name__}: {exc}); "
+                        f"kept the {out.tell()} bytes that did decompress")
+    return out.getvalue()
+
+
+def _decompress(raw: bytes, compression: str, path: str, warnings: list[str],
+                budget: _Budget | None = None) -> bytes:
+    """Decompress a whole stream in chunks; a truncated stream yields what did decompress, with a
+    warning, and decompression stops (with a warning) when the budget is spent."""
+    budget = budget or _Budget(len(raw))
+    try:
+        if compression == "gzip":
+            stream: io.BufferedIOBase = gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb")
+        elif compression == "bzip2":
+            stream = bz2.BZ2File(io.BytesIO(raw), "rb")
+        else:
+            stream = lzma.LZMAFile(io.BytesIO(raw), "rb")
+    except Exception as exc:
+        warnings.append(f"{path}: {compression} stream cannot be opened ({type(exc).__name__}: {exc})")
+        return b""
+    with stream:
+        return _read_capped(stream, path, f"{compression} stream", budget, warnings)
 
 
 def read_source(path: str | Path) -> list[Source]:
     """Read one evidence file read-only; a zip yields one :class:`Source` per member.
+
+    The SHA-256 of the file's bytes is taken before anything is decompressed or parsed.
+    Compressed layers and archives nested inside each other are opened up to
+    :data:`MAX_ARCHIVE_DEPTH` layers deep, in memory only (nothing is ever extracted to disk).
 
     Raises:
         LogForensicsError: the file cannot be read at all.
@@ -122,36 +185,59 @@ def read_source(path: str | Path) -> list[Source]:
     except OSError as exc:
         raise LogForensicsError(f"cannot read: {exc.strerror or exc}", path=str(p)) from None
     digest = hashlib.sha256(raw).hexdigest()
-    compression = sniff_compression(raw[:8])
-    warnings: list[str] = []
-    if compression == "zip":
-        return list(_zip_members(str(p), raw, st.st_mtime, warnings))
-    data = _decompress(raw, compression, str(p), warnings) if compression else raw
-    return [Source(str(p), st.st_size, digest, st.st_mtime, compression, data, warnings)]
+    budget = _Budget(len(raw))
+    return list(_unpack(str(p), raw, st.st_size, digest, st.st_mtime, [], budget, []))
 
 
-def _zip_members(path: str, raw: bytes, mtime: float, warnings: list[str]) -> Iterator[Source]:
-    """Zip members as streams (never extracted to disk), named ``archive.zip!member``."""
+def _unpack(name: str, data: bytes, size: int, sha: str | None, mtime: float | None, chain: list[str],
+            budget: _Budget, warnings: list[str]) -> Iterator[Source]:
+    """Open the compression or archive layers of ``data`` (``chain`` are the layers already opened).
+
+    ``sha`` is the digest to record (the file's own); ``None`` for archive members, whose digest is
+    taken of the bytes finally read.
+    """
+    kind = sniff_compression(data[:8])
+    if kind is not None and len(chain) >= MAX_ARCHIVE_DEPTH:
+        warnings = [*warnings, f"{name}: {kind} data nested {len(chain) + 1} layers deep (limit "
+                               f"{MAX_ARCHIVE_DEPTH}); not opened"]
+        data, kind = b"", None
+        chain = [*chain, "nested"]
+    if kind is None:
+        yield Source(name, size, sha or hashlib.sha256(data).hexdigest(), mtime,
+                     "+".join(chain) or None, data, warnings)
+    elif kind == "zip":
+        yield from _zip_members(name, data, size, sha, mtime, [*chain, kind], budget, warnings)
+    else:
+        warnings = list(warnings)
+        out = _decompress(data, kind, name, warnings, budget)
+        del data
+        yield from _unpack(name, out, size, sha, mtime, [*chain, kind], budget, warnings)
+
+
+def _zip_members(path: str, raw: bytes, size: int, sha: str | None, mtime: float | None, chain: list[str],
+                 budget: _Budget, warnings: list[str]) -> Iterator[Source]:
+    """Zip members as in-memory streams (never extracted to disk), named ``archive.zip!member``.
+
+    A member's name is only a name: ``../../x`` or ``/etc/passwd`` become ``archive.zip!../../x``.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
         infos = [i for i in archive.infolist() if not i.is_dir()]
-    except zipfile.BadZipFile as exc:
-        yield Source(path, len(raw), hashlib.sha256(raw).hexdigest(), mtime, "zip", b"",
-                     [f"{path}: corrupt zip archive ({exc}); nothing read"])
+    except Exception as exc:  # BadZipFile, but hostile headers raise others too
+        yield Source(path, size, sha or hashlib.sha256(raw).hexdigest(), mtime, "+".join(chain), b"",
+                     [*warnings, f"{path}: corrupt zip archive ({type(exc).__name__}: {exc}); nothing read"])
         return
-    for info in infos:
-        member_warnings = list(warnings)
-        try:
-            data = archive.read(info)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-            data = b""
-            member_warnings.append(f"{path}!{info.filename}: cannot read zip member ({exc})")
-        inner = sniff_compression(data[:8])
-        name = f"{path}!{info.filename}"
-        if inner in ("gzip", "bzip2", "xz"):
-            data = _decompress(data, inner, name, member_warnings)
-        yield Source(name, info.file_size, hashlib.sha256(data).hexdigest(), mtime,
-                     f"zip+{inner}" if inner else "zip", data, member_warnings)
+    with archive:
+        for info in infos:
+            name = f"{path}!{info.filename}"
+            member_warnings = list(warnings)
+            try:
+                with archive.open(info) as stream:
+                    data = _read_capped(stream, name, "zip member", budget, member_warnings)
+            except Exception as exc:  # encrypted, unsupported method, bad local header
+                data = b""
+                member_warnings.append(f"{name}: cannot read zip member ({type(exc).__name__}: {exc})")
+            yield from _unpack(name, data, info.file_size, None, mtime, chain, budget, member_warnings)
 
 
 def iter_input_files(paths: list[str | Path]) -> Iterator[Path]:

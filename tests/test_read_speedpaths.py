@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal, assert_series_equal
+from polars.testing import assert_frame_equal
 
 from grammars import postfix as grammar
 from grammars import syslog as syslog_grammar
