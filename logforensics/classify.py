@@ -240,8 +240,8 @@ def classify_addresses(addresses: pl.Series | Iterable[str | None], locality: Lo
     ).unnest("m").filter(
         pl.col("local").is_not_null() & (pl.col("open") == "<").eq(pl.col("close") == ">")
         & ~pl.col("local").str.to_lowercase().str.starts_with("imcea"))
-    rows = [classify_address(value, locality)
-            for value in frame.join(plain.select("address"), on="address", how="anti")["address"].to_list()]
+    rows = _classify_by_template(frame.join(plain.select("address"), on="address", how="anti")["address"].to_list(),
+                                 locality)
     slow = pl.DataFrame({name: [getattr(row, name) for row in rows] for name in _SCHEMA}, schema=_SCHEMA)
     fast = _classify_plain_by_domain(plain, locality)
     return pl.concat([fast, slow]).join(frame.with_row_index("_order"), on="address").sort("_order").drop("_order")
@@ -252,6 +252,56 @@ _FAST_PATH_COLUMN = "^" + _FAST_PATH_RE.pattern + "$"
 #: A stand-in local part: resolving ``SENTINEL@domain`` once per domain gives every plain address
 #: of that domain, with the sentinel replaced by the real local part (tested against the per-address path).
 _SENTINEL = "lfLOCALPARTlf"
+
+
+#: A user-name token: a word right before ``@`` or ``%`` that starts the local part (or follows a space,
+#: quote, ``<``, ``!``, ``:`` or ``,``). Such a token is never a domain, an IMCEA marker or encoded text,
+#: so addresses that differ only in these tokens classify alike (tested against the per-address path).
+_USER_TOKEN_RE = re.compile(r'(?:(?<=^)|(?<=[ "<!:,]))(?!(?i:imcea))([A-Za-z0-9_]{1,64})(?=[@%])')
+_TOKEN_MARK = "lfu{}lf"  # noqa: S105 - a placeholder pattern, not a password
+_TEMPLATE_MAX_CHARS = grammar.MAX_PATH_CHARS // 4
+
+
+def _template(value: str) -> tuple[str, list[str]]:
+    """The address with its user-name tokens replaced by numbered marks, and the tokens."""
+    tokens: list[str] = []
+
+    def mark(m: re.Match[str]) -> str:
+        tokens.append(m.group(1))
+        return _TOKEN_MARK.format(len(tokens) - 1)
+
+    return _USER_TOKEN_RE.sub(mark, value), tokens
+
+
+def _put_back(text: str | None, tokens: list[str]) -> str | None:
+    if text is None:
+        return None
+    for i in range(len(tokens) - 1, -1, -1):
+        text = text.replace(_TOKEN_MARK.format(i), tokens[i])
+    return text
+
+
+def _classify_by_template(values: list[str], locality: Locality) -> list[AddressClass]:
+    """Classify addresses the grammar must parse, once per *shape*: user-name tokens are replaced by
+    marks, each distinct template is classified once, and the tokens are put back. Unparseable
+    templates (whose messages cite character positions) are classified address by address."""
+    done: dict[str, AddressClass] = {}
+    out = []
+    for value in values:
+        template, tokens = _template(value) if len(value) <= _TEMPLATE_MAX_CHARS else (value, [])
+        cls = None
+        if tokens:
+            cls = done.get(template)
+            if cls is None:
+                cls = done[template] = classify_address(template, locality)
+        if cls is None or cls.form == "unparseable" or "lfu" in (cls.effective_domain or ""):
+            # A token that ended up in a domain (a bang path can move it there) changes locality.
+            out.append(classify_address(value, locality))
+            continue
+        out.append(AddressClass(value, cls.form, _put_back(cls.effective_recipient, tokens), cls.effective_domain,
+                                cls.external, cls.imcea_type, _put_back(cls.imcea_decoded, tokens),
+                                _put_back(cls.explanation, tokens)))
+    return out
 
 
 def _classify_plain_by_domain(plain: pl.DataFrame, locality: Locality) -> pl.DataFrame:

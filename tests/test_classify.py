@@ -470,3 +470,38 @@ def test_column_classifier_equals_the_per_address_path_on_a_mixed_population():
     for row in frame.iter_rows(named=True):
         ref = classify_address(row["address"], loc)
         assert row == {k: getattr(ref, k) for k in row}, row["address"]
+
+
+def test_template_path_equals_the_per_address_path_on_trick_forms():
+    """Trick addresses are classified once per shape (user names replaced by marks); every field must
+    equal the per-address classification, including bang paths that move a token into a domain."""
+    import random
+    import string
+
+    from logforensics.classify import classify_addresses
+    from logforensics.site import Locality
+
+    loc = Locality(("acme-widgets.com",), ("mx1.acme-widgets.com",), ("192.0.2.25",))
+    rng = random.Random(11)
+    doms = ["hotmail.com", "acme-widgets.com", "ACME-widgets.com", "mx1.acme-widgets.com", "[192.0.2.25]",
+            "192.0.2.25", "x", "localhost", "example.org.", "10.1.1.1"]
+
+    def user() -> str:
+        return "".join(rng.choice(string.ascii_letters + string.digits + "_") for _ in range(rng.randint(1, 12)))
+
+    def dom() -> str:
+        return rng.choice(doms)
+
+    forms = [lambda: f'"IMCEA {user()}@{dom()}" @{dom()}', lambda: f'"IMCEA {user()}@{dom()}"@{dom()}',
+             lambda: f"{user()}%{dom()}@{dom()}", lambda: f"{user()}@{dom()}@{dom()}",
+             lambda: f"{dom()}!{user()}@{dom()}", lambda: f"<@{dom()},@{dom()}:{user()}@{dom()}>",
+             lambda: f'"{user()}@{dom()}"@{dom()}', lambda: f"IMCEASMTP-{user()}+40{dom()}@{dom()}",
+             lambda: f"{user()}!{user()}%{dom()}@{dom()}", lambda: f"{user()}%{user()}!x@{dom()}",
+             lambda: f'"imcea {user()}@{dom()}" @{dom()}', lambda: f"<{user()}@{dom()}"]
+    chars = string.ascii_letters + string.digits + "#$&'*+/=?^_`{|}~.-%!@<> \"[]:,\\"
+    addrs = [rng.choice(forms)() for _ in range(4000)]
+    addrs += ["".join(rng.choice(chars) for _ in range(rng.randint(1, 30))) for _ in range(4000)]
+    frame = classify_addresses(addrs, loc)
+    for row in frame.iter_rows(named=True):
+        ref = classify_address(row["address"], loc)
+        assert row == {k: getattr(ref, k) for k in row}, row["address"]

@@ -7,8 +7,6 @@ the victim domains (external effective destinations), the highest severity and t
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from datetime import timedelta
 
 import polars as pl
@@ -46,40 +44,51 @@ def group_incidents(findings: pl.DataFrame, gap: timedelta = DEFAULT_GAP) -> tup
     ranks = {name: severity_rank(name) for name in SEVERITIES}
     victim = pl.when(pl.col("external") & pl.col("effective_recipient").str.contains("@")).then(
         pl.col("effective_recipient").str.split("@").list.last().str.to_lowercase())
-    groups = f.sort("time", "id").group_by("incident", maintain_order=True).agg(
+    ordered = f.sort("time", "id").with_row_index("_pos")
+    groups = ordered.group_by("incident", maintain_order=True).agg(
         pl.col("time").min().alias("first_seen"), pl.col("time").max().alias("last_seen"),
         pl.col("client_host").filter(pl.col("client_host").is_not_null()
                                      & (pl.col("client_host").str.to_lowercase() != "unknown"))
         .first().alias("client_host"),
         pl.col("client_ip").drop_nulls().first().alias("client_ip"),
         pl.len().cast(pl.Int64).alias("findings"),
-        pl.col("verdict").alias("verdict_list"), pl.col("form").alias("form_list"),
         pl.col("severity").replace_strict(ranks, return_dtype=pl.Int64).max().alias("severity_rank"),
-        pl.col("probe").drop_nulls().alias("probes"),
+        pl.col("probe").drop_nulls().mode().sort().first().alias("probe"),
         victim.drop_nulls().unique().sort().alias("victim_domains"),
     )
-    rows = [_incident(r) for r in groups.iter_rows(named=True)]
-    incidents = pl.DataFrame(rows, schema=INCIDENT_SCHEMA, orient="row").sort("first_seen", "id")
+    verdicts = _counts(ordered, "verdict", by_name=True).rename({"json": "verdicts", "words": "verdict_words"})
+    forms = _counts(ordered, "form", by_name=False).rename({"json": "forms", "words": "form_words"})
+    groups = groups.join(verdicts, on="incident", how="left").join(forms, on="incident", how="left")
+    who = pl.coalesce(pl.col("client_host"), pl.col("client_ip"), pl.lit("unknown client"))
+    n_victims = pl.col("victim_domains").list.len()
+    summary = (pl.format("{}: {} suspicious recipient(s) ({}) using {}", who, pl.col("findings"),
+                         pl.col("verdict_words"), pl.col("form_words"))
+               + pl.when(n_victims > 0).then(pl.format(", to {} outside domain(s)", n_victims)).otherwise(pl.lit(""))
+               + pl.when(pl.col("probe").is_not_null()).then(pl.format("; looks like a {} relay probe",
+                                                                        pl.col("probe"))).otherwise(pl.lit(""))
+               + pl.lit("."))
+    incidents = groups.select(
+        pl.col("incident").alias("id"), "first_seen", "last_seen", "client_host", "client_ip", "findings",
+        "verdicts", "forms",
+        pl.col("severity_rank").replace_strict(dict(enumerate(SEVERITIES)), return_dtype=pl.String)
+        .alias("severity"),
+        "probe", "victim_domains", summary.alias("summary"),
+    ).cast(INCIDENT_SCHEMA).sort("first_seen", "id")
     return f.drop("client_key", "grp").sort("time", "id"), incidents
 
 
-def _incident(g: dict) -> tuple:
-    """One incident's row from its aggregated lists: counts as JSON, the probe tool, a summary."""
-    verdicts = Counter(g["verdict_list"])
-    forms = Counter(g["form_list"])
-    probes = Counter(g["probes"])
-    probe = max(sorted(probes), key=lambda p: probes[p]) if probes else None
-    victims = g["victim_domains"]
-    host, ip = g["client_host"], g["client_ip"]
-    parts = [f"{n} {v}" for v, n in sorted(verdicts.items())]
-    trick = ", ".join(f"{k} x{n}" for k, n in forms.most_common())
-    summary = (f"{host or ip or 'unknown client'}: {g['findings']} suspicious recipient(s) "
-               f"({', '.join(parts)}) using {trick}"
-               + (f", to {len(victims)} outside domain(s)" if victims else "")
-               + (f"; looks like a {probe} relay probe" if probe else "") + ".")
-    return (g["incident"], g["first_seen"], g["last_seen"], host, ip, g["findings"],
-            json.dumps(dict(sorted(verdicts.items()))), json.dumps(dict(sorted(forms.items()))),
-            SEVERITIES[g["severity_rank"]], probe, victims, summary)
+def _counts(ordered: pl.DataFrame, column: str, *, by_name: bool) -> pl.DataFrame:
+    """Per incident: ``json`` = {value: count} sorted by value, and ``words`` = "N value, ..." (by value
+    when ``by_name``, else "value xN, ..." most common first, ties in order of first appearance)."""
+    counts = ordered.group_by("incident", column).agg(pl.len().alias("n"), pl.col("_pos").min().alias("first"))
+    json_part = counts.sort("incident", column).group_by("incident", maintain_order=True).agg(
+        pl.format('"{}": {}', pl.col(column), pl.col("n")).str.join(", ").alias("json"),
+        pl.format("{} {}", pl.col("n"), pl.col(column)).str.join(", ").alias("by_name"))
+    common = counts.sort("incident", pl.col("n"), "first", descending=[False, True, False]).group_by(
+        "incident", maintain_order=True).agg(pl.format("{} x{}", pl.col(column), pl.col("n")).str.join(", ")
+                                             .alias("common"))
+    out = json_part.join(common, on="incident").with_columns((pl.lit("{") + pl.col("json") + pl.lit("}")).alias("json"))
+    return out.select("incident", "json", pl.col("by_name" if by_name else "common").alias("words"))
 
 
 __all__ = ["DEFAULT_GAP", "INCIDENT_SCHEMA", "SEVERITIES", "group_incidents"]

@@ -148,18 +148,17 @@ def _relay_policy(events: pl.DataFrame, site: SiteProfile) -> tuple[str, str] | 
     rcpt = events.filter((pl.col("event") == "rcpt") & (pl.col("direction") == "in"))
     if rcpt.is_empty() or not site.local_domains:
         return None
-    auth_sessions = set(events.filter(pl.col("reply") == 235)["session"].drop_nulls().to_list())
+    auth_sessions = events.filter(pl.col("reply") == 235)["session"].drop_nulls().unique()
     loc = site.locality()
-    domain = rcpt["recipient"].str.extract(r"@([A-Za-z0-9.\[\]-]+)$", 1)
-    rcpt = rcpt.with_columns(domain.alias("d"))
-    refused_unauth = accepted_auth = 0
-    for sess, d, reply in rcpt.select("session", "d", "reply").iter_rows():
-        if not d or loc.is_local_domain(d) or reply is None:
-            continue
-        if sess in auth_sessions and reply == 250:
-            accepted_auth += 1
-        elif sess not in auth_sessions and reply >= 500 and '"' not in d:
-            refused_unauth += 1
+    rcpt = rcpt.select(
+        pl.col("recipient").str.extract(r"@([A-Za-z0-9.\[\]-]+)$", 1).alias("d"),
+        pl.col("session").is_in(auth_sessions.implode()).fill_null(False).alias("auth"), "reply",
+    ).filter(pl.col("d").is_not_null() & pl.col("reply").is_not_null())
+    local = {d: loc.is_local_domain(d) for d in rcpt["d"].unique().to_list()}
+    rcpt = rcpt.filter(~pl.col("d").replace_strict(local, return_dtype=pl.Boolean))
+    accepted_auth = rcpt.filter(pl.col("auth") & (pl.col("reply") == 250)).height
+    refused_unauth = rcpt.filter(~pl.col("auth") & (pl.col("reply") >= 500)
+                                 & ~pl.col("d").str.contains('"', literal=True)).height
     if refused_unauth and accepted_auth:
         return ("authenticated-only", f"{refused_unauth} external recipient(s) refused to unauthenticated "
                 f"clients, {accepted_auth} accepted after authentication")
