@@ -326,7 +326,8 @@ def scan_events(out: Path) -> pl.LazyFrame | None:
     files = sorted((out / EVENTS_DIR).glob("format=*/day=*/*.parquet"))
     if not files:
         return None
-    return pl.scan_parquet(out / EVENTS_DIR, hive_partitioning=True,
+    # A glob, not the folder: a worker killed between write and rename leaves a stray ``.*.tmp``.
+    return pl.scan_parquet(str(out / EVENTS_DIR / "**" / "*.parquet"), hive_partitioning=True,
                            hive_schema={"format": pl.String, "day": pl.String}).drop("day")
 
 
@@ -339,8 +340,12 @@ def _iter_server_events(lazy: pl.LazyFrame, servers: list[str | None]) -> Iterat
 
 def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, jobs: int | None = None,
           year: int | None = None, since: datetime | None = None, until: datetime | None = None,
-          min_severity: str = "info", show_progress: bool = True) -> BatchResult:
-    """Parse every input into the dataset under ``output`` (skipping what is done), then detect."""
+          min_severity: str = "info", show_progress: bool = True, scheduler: str | None = None) -> BatchResult:
+    """Parse every input into the dataset under ``output`` (skipping what is done), then detect.
+
+    ``scheduler``: a Dask scheduler address (``tcp://host:8786``) or ``local`` runs the parsing as
+    tasks on a Dask cluster (logforensics.cluster); detection runs here either way.
+    """
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out)
@@ -388,7 +393,12 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         write_manifest(out, manifest)  # after every unit: an interrupted run resumes from here
 
     try:
-        _run_units(plan_units(todo), site, year, out, known_sha, jobs, progress, on_done)
+        if scheduler:
+            from logforensics.cluster import run_units_on_cluster  # needs the optional dask extra
+
+            run_units_on_cluster(scheduler, plan_units(todo), site, year, out, known_sha, jobs, progress, on_done)
+        else:
+            _run_units(plan_units(todo), site, year, out, known_sha, jobs, progress, on_done)
     finally:
         progress.close()
     _drop_duplicates(out, inputs, affected)
@@ -404,6 +414,7 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         "findings": selected.findings.height, "incidents": selected.incidents.height,
         "runs": [*manifest.get("runs", []), {
             "started": started.isoformat(), "finished": datetime.now(UTC).isoformat(), "jobs": jobs,
+            "scheduler": scheduler,
             "parsed_files": len(todo), "skipped_files": skipped,
             "recomputed_servers": sorted("" if s is None else s for s in affected),
             "since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
@@ -467,9 +478,9 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     sha = {p: e.get("sha256", "") for p, e in inputs.items()}
     lines = SourceLines(sha)
     frames = [kept]
-    for events in _iter_server_events(lazy, servers):
+    for server, events in zip(servers, _iter_server_events(lazy, servers), strict=True):
         events = shift_protocol_times(events, shift)
-        frames.append(build_findings(events, effective, sha, lines.texts))
+        frames.append(build_findings(events, effective.for_server(server), sha, lines.texts))
     findings = pl.concat([f for f in frames if f.height] or [empty_findings()]).sort("time", "id")
     _write_frame(findings, previous)
     findings, incidents = group_incidents(findings)

@@ -93,8 +93,22 @@ class SiteProfile:
     forward_all_to: str | None = None
     reroute_inbound: bool | None = None
     ims_date_order: str = "MDY"
+    #: Per-server overrides (``[servers.EXCH01]`` tables): server name (lower case) -> key -> value.
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str | None = None
     inferred: dict[str, str] = field(default_factory=dict)
+
+    def for_server(self, server: str | None) -> SiteProfile:
+        """The profile as it applies to one server: its ``[servers.NAME]`` table over the site's keys.
+
+        The server is matched by name, case-insensitively, also by its short name (``mx1`` for
+        ``mx1.acme-widgets.com``).
+        """
+        if not server or not self.servers:
+            return self
+        name = server.lower()
+        overrides = self.servers.get(name) or self.servers.get(name.split(".", 1)[0])
+        return replace(self, **overrides) if overrides else self
 
     def locality(self) -> Locality:
         return Locality(self.local_domains, self.server_names, self.server_ips)
@@ -125,12 +139,17 @@ class SiteProfile:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "servers":
+                value = {n: {k: list(v) if isinstance(v, tuple) else v for k, v in o.items()}
+                         for n, o in value.items()}
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
 
 _LIST_KEYS = ("local_domains", "server_names", "server_ips", "trusted_networks")
 _KNOWN_KEYS = {f.name for f in fields(SiteProfile)} - {"source", "inferred"}
+#: Keys a ``[servers.NAME]`` table may override.
+_SERVER_KEYS = _KNOWN_KEYS - {"name", "servers"}
 
 
 def load_site_profile(path: str | Path) -> SiteProfile:
@@ -207,4 +226,24 @@ def site_profile_from_dict(data: dict[str, Any], *, source: str | None = None) -
         if not isinstance(data["reroute_inbound"], bool):
             raise fail("reroute_inbound", "must be true or false")
         values["reroute_inbound"] = data["reroute_inbound"]
+    if "servers" in data:
+        values["servers"] = _server_overrides(data["servers"], source)
     return SiteProfile(**values)
+
+
+def _server_overrides(tables: Any, source: str | None) -> dict[str, dict[str, Any]]:
+    """Validate ``[servers.NAME]`` tables: each may set any site key but ``name`` and ``servers``."""
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise SiteProfileError("must be tables such as [servers.EXCH01]", path=source, key="servers")
+    out: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        bad = sorted(set(table) - _SERVER_KEYS)
+        if bad:
+            raise SiteProfileError(f"unknown key (a server table may set: {', '.join(sorted(_SERVER_KEYS))})",
+                                   path=source, key=f"servers.{name}.{bad[0]}")
+        try:
+            parsed = site_profile_from_dict(table, source=source)
+        except SiteProfileError as exc:
+            raise SiteProfileError(exc.message, path=source, key=f"servers.{name}.{exc.key}") from None
+        out[name.lower()] = {k: getattr(parsed, k) for k in table}
+    return out

@@ -28,4 +28,5 @@ def test_readme_explains_every_form_verdict_severity_and_rule():
 
 def test_readme_main_command_runs_scan_on_samples():
     readme = (ROOT / "README.md").read_text()
-    assert "logforensics scan samples/ --site samples/site-ims55.toml" in readme
+    assert "logforensics scan samples/ --site samples/site.toml" in readme
+    assert "logforensics report samples/ --site samples/site.toml --output reports/report.html" in readme

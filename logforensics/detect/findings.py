@@ -93,10 +93,11 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("relay_host").alias("client_host"),
         pl.lit(250, pl.Int64).alias("reply"),
         pl.lit("tracking").alias("origin"),
+        pl.lit(None, pl.String).alias("status"),
     )
     cols = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
             "sender", "recipient", "reply", "reply_text", "reply_line", "raw_line", "record_line",
-            "authenticated", "auth_user", "origin"]
+            "authenticated", "auth_user", "origin", "status"]
     frames = [proto.select([*cols, "linked"]),
               tracking.select(cols).with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))]
     frames = [f.with_columns(pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
@@ -153,7 +154,7 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
         "sender": pl.String, "recipient": pl.String, "reply": pl.Int64, "reply_text": pl.String,
         "reply_line": pl.Int64,
         "raw_line": pl.Int64, "record_line": pl.Int64, "authenticated": pl.Boolean, "auth_user": pl.String,
-        "origin": pl.String, "linked": LINKED_TYPE, "delivered_out": pl.Boolean})
+        "origin": pl.String, "status": pl.String, "linked": LINKED_TYPE, "delivered_out": pl.Boolean})
     if arrivals.is_empty():
         return empty
     arr = arrivals.select(
@@ -213,7 +214,7 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
         pl.lit(None, pl.Int64).alias("reply_line"),
         pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
         pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
-        pl.lit("queue").alias("origin"), "linked", "delivered_out",
+        pl.lit("queue").alias("origin"), pl.lit(None, pl.String).alias("status"), "linked", "delivered_out",
     )
 
     # Recipients listed on an arrival line that no delivery line mentions.
@@ -229,7 +230,7 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
             pl.lit(None, pl.String).alias("reply_text"), pl.lit(None, pl.Int64).alias("reply_line"),
             pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
             pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
-            pl.lit("queue").alias("origin"),
+            pl.lit("queue").alias("origin"), pl.lit(None, pl.String).alias("status"),
             pl.concat_list(pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2")))
             .alias("linked"),
             pl.lit(False).alias("delivered_out"))], how="vertical_relaxed")
@@ -294,7 +295,8 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
         .then(pl.when(pl.col("delivered_out")).then(pl.col("linked")))
         .otherwise(pl.col("out_lines")).alias("out_lines"))
 
-    is_refused = pl.col("reply") >= 400
+    # A 4xx/5xx answer, or a refusal logged without its code (Sendmail "... User unknown").
+    is_refused = (pl.col("reply") >= 400) | (pl.col("reply").is_null() & (pl.col("status") == "rejected"))
     rcpts = rcpts.with_columns(
         pl.when(is_refused).then(pl.lit("refused"))
         .when(pl.col("out_lines").is_not_null()).then(pl.lit("relayed"))
@@ -437,11 +439,11 @@ def _explanation(site: SiteProfile) -> pl.Expr:
 
 def build_findings_by_server(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
                              line_texts: LineTexts) -> pl.DataFrame:
-    """:func:`build_findings` run on each server's events separately (bounded memory, and the unit
-    that an incremental batch run recomputes); the same findings as one run over all events."""
-    frames = [build_findings(part, site, sha256, line_texts)
-              for _, part in sorted(events.partition_by("server", as_dict=True).items(),
-                                    key=lambda kv: (kv[0][0] is None, kv[0][0] or ""))]
+    """:func:`build_findings` run on each server's events separately, with that server's profile
+    (``[servers.NAME]`` overrides): bounded memory, and the unit an incremental batch run recomputes."""
+    frames = [build_findings(part, site.for_server(server), sha256, line_texts)
+              for (server,), part in sorted(events.partition_by("server", as_dict=True).items(),
+                                            key=lambda kv: (kv[0][0] is None, kv[0][0] or ""))]
     frames = [f for f in frames if f.height]
     if not frames:
         return empty_findings()
