@@ -71,3 +71,48 @@ def test_missing_profile_file(tmp_path):
 def test_locality(domain, local):
     loc = Locality(("acme-widgets.com",), ("mail.acme-widgets.com",), ("192.0.2.25",))
     assert loc.is_local_domain(domain) is local
+
+
+def test_server_tables_override_the_site_for_that_server(tmp_path):
+    from logforensics.site import load_site_profile
+
+    path = tmp_path / "site.toml"
+    path.write_text('timezone = "UTC"\nrelay_policy = "ip-allowlist"\ntrusted_networks = ["10.0.0.0/8"]\n'
+                    '[servers.EXCH01]\nrelay_policy = "authenticated-only"\ntrusted_networks = []\n')
+    site = load_site_profile(path)
+    assert site.for_server("exch01").relay_policy == "authenticated-only"
+    assert site.for_server("EXCH01.acme-widgets.com").trusted_networks == ()
+    assert site.for_server("mx1").relay_policy == "ip-allowlist"
+    assert site.for_server(None) is site
+    assert site.to_dict()["servers"] == {"exch01": {"relay_policy": "authenticated-only", "trusted_networks": []}}
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    ('[servers.EXCH01]\nrelay_polcy = "open"\n', "servers.EXCH01.relay_polcy"),
+    ('[servers.EXCH01]\nname = "x"\n', "servers.EXCH01.name"),
+    ('[servers.EXCH01]\nrelay_policy = "sometimes"\n', "servers.EXCH01.relay_policy"),
+    ('servers = "EXCH01"\n', "servers"),
+])
+def test_bad_server_tables_name_the_key(tmp_path, table, key):
+    from logforensics.errors import SiteProfileError
+    from logforensics.site import load_site_profile
+
+    path = tmp_path / "site.toml"
+    path.write_text(table)
+    with pytest.raises(SiteProfileError) as err:
+        load_site_profile(path)
+    assert err.value.key == key and f"[{key}]" in str(err.value)
+
+
+def test_findings_use_each_servers_own_relay_policy():
+    """EXCH01's Q264330 relays are critical under its own authenticated-only policy, even when the
+    site-wide policy (for the other servers) is different."""
+    import polars as pl
+
+    from logforensics.scan import scan
+    from logforensics.site import load_site_profile
+    from tests.conftest import SAMPLES
+
+    result = scan([SAMPLES / "ims55"], load_site_profile(SAMPLES / "site.toml"))
+    q = result.findings.filter((pl.col("rule") == "LF-Q264330") & (pl.col("verdict") == "relayed"))
+    assert q.height == 11 and set(q["severity"]) == {"critical"}
