@@ -403,7 +403,11 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         progress.close()
     _drop_duplicates(out, inputs, affected)
 
-    detection, warnings = _detect(out, site, inputs, affected, manifest, progress)
+    parse_seconds = time.monotonic() - progress.start
+    progress.note(f"parsed {len(todo)} file(s) in {parse_seconds:.1f} s")
+    detect_start = time.monotonic()
+    detection, warnings = _detect(out, site, inputs, affected, manifest, progress, jobs)
+    progress.note(f"detection: {detection.findings.height} findings in {time.monotonic() - detect_start:.1f} s")
     selected = select(detection, since=since, until=until, min_severity=min_severity)
     _write_frame(selected.findings, out / "findings.parquet")
     _write_frame(selected.incidents, out / "incidents.parquet")
@@ -450,7 +454,7 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set[str | None], manifest: dict,
-            progress: Progress) -> tuple[Detection, list[str]]:
+            progress: Progress, jobs: int = 1) -> tuple[Detection, list[str]]:
     """Findings for the affected servers, merged with the kept findings of the others."""
     lazy = scan_events(out)
     if lazy is None:
@@ -476,12 +480,34 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     progress.note(f"detecting on {len(servers)} server(s)")
 
     sha = {p: e.get("sha256", "") for p, e in inputs.items()}
-    lines = SourceLines(sha)
     frames = [kept]
-    for server, events in zip(servers, _iter_server_events(lazy, servers), strict=True):
-        events = shift_protocol_times(events, shift)
-        frames.append(build_findings(events, effective.for_server(server), sha, lines.texts))
+    warnings: list[str] = []
+    tasks = [(str(out), server, effective, shift, sha) for server in servers]
+    if jobs > 1 and len(servers) > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(servers)), mp_context=ctx) as pool:
+            results = list(pool.map(detect_server, *zip(*tasks, strict=True)))
+    else:
+        results = [detect_server(*task) for task in tasks]
+    for path, server_warnings in results:
+        frames.append(pl.read_parquet(path))
+        Path(path).unlink(missing_ok=True)
+        warnings += server_warnings
     findings = pl.concat([f for f in frames if f.height] or [empty_findings()]).sort("time", "id")
     _write_frame(findings, previous)
     findings, incidents = group_incidents(findings)
-    return Detection(effective, findings, incidents), lines.warnings
+    return Detection(effective, findings, incidents), warnings
+
+
+def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str]
+                  ) -> tuple[str, list[str]]:
+    """Findings of one server from the dataset (in a worker process when there are several servers),
+    written to a state file whose path is returned with the warnings of quoting evidence lines."""
+    lazy = scan_events(Path(out))
+    assert lazy is not None
+    events = shift_protocol_times(next(_iter_server_events(lazy, [server])), shift)
+    lines = SourceLines(sha)
+    findings = build_findings(events, site.for_server(server), sha, lines.texts)
+    target = Path(out) / "state" / f"findings-{input_key(server or '')}.parquet"
+    _write_frame(findings, target)
+    return str(target), lines.warnings

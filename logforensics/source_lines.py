@@ -51,17 +51,25 @@ class SourceLines:
         return None
 
     def texts(self, path: str, lines: list[int]) -> list[str | None]:
-        """The raw text of these 1-based lines of ``path`` (None where unknown)."""
-        return [self.lookup(path, ln) for ln in lines]
+        """The raw text of these 1-based lines of ``path`` (None where unknown), read once per file."""
+        series = self._series(path)
+        if series is None:
+            return [None] * len(lines)
+        n = series.len()
+        return series.gather(pl.Series([ln - 1 if 1 <= ln <= n else None for ln in lines],
+                                       dtype=pl.Int64)).to_list()
 
-    def lookup(self, path: str, line: int) -> str | None:
+    def _series(self, path: str) -> pl.Series | None:
         if path not in self._cache:
             self._cache[path] = self._load(path)
             if len(self._cache) > CACHE_FILES:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(path)
-        lines = self._cache[path]
+        return self._cache[path]
+
+    def lookup(self, path: str, line: int) -> str | None:
+        lines = self._series(path)
         if lines is None or not 1 <= line <= lines.len():
             return None
         return lines[line - 1]

@@ -114,7 +114,10 @@ def _merge_duplicate_logs(rcpts: pl.DataFrame) -> pl.DataFrame:
     """
     key = ["server", "ts", "session", "client_ip", "recipient", "reply", "reply_text", "format"]
     rcpts = rcpts.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))
-    if rcpts.is_empty():
+    if rcpts.is_empty() or rcpts["source"].n_unique() == 1:
+        return rcpts
+    copies_exist = rcpts.group_by(key).agg(pl.col("source").n_unique().alias("n")).filter(pl.col("n") > 1)
+    if copies_exist.is_empty():
         return rcpts
     ranked = rcpts.with_columns(
         pl.col("source").rank("dense").over(key, order_by="source").alias("_copy"),

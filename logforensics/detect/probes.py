@@ -51,5 +51,7 @@ def session_probes(rows: pl.DataFrame) -> pl.DataFrame:
     """Per session: the probe tool whose fingerprint any of its rows carries (session, probe)."""
     if rows.is_empty():
         return pl.DataFrame(schema={"session": pl.String, "probe": pl.String})
-    tagged = rows.select("session", probe_expr().alias("probe")).drop_nulls()
+    marked = rows.filter(pl.col("helo").is_not_null() | pl.col("sender").is_not_null()
+                         | pl.col("recipient").is_not_null())
+    tagged = marked.select("session", probe_expr().alias("probe")).drop_nulls()
     return tagged.group_by("session").agg(pl.col("probe").mode().sort().first())
