@@ -14,13 +14,30 @@ from pathlib import Path
 
 import pyparsing as pp
 
-from grammars import address, ims55_protocol, ims55_tracking
+from grammars import (
+    address,
+    exchange_tracking,
+    exim,
+    ims55_protocol,
+    ims55_tracking,
+    postfix,
+    sendmail,
+    syslog,
+    w3c_smtp,
+)
 
 #: Every grammar that gets a diagram: name -> factory returning a fresh top element.
 GRAMMARS: dict[str, Callable[[], pp.ParserElement]] = {
     "address": address.make_smtp_path,
     "ims55-protocol": lambda: ims55_protocol.line,
     "ims55-tracking": lambda: ims55_tracking.header + pp.ZeroOrMore(pp.LineEnd() + ims55_tracking.recipient_line),
+    "syslog": lambda: syslog.syslog_line,
+    "postfix": lambda: postfix.message,
+    "sendmail": lambda: sendmail.message,
+    "exim": lambda: exim.line,
+    "w3c-smtp": lambda: w3c_smtp.line | w3c_smtp.ncsa_line,
+    "exchange-tracking": lambda: (exchange_tracking.directive | exchange_tracking.comment
+                                  | exchange_tracking.tab_line(exchange_tracking.DEFAULT_FIELDS_2003)),
 }
 
 
