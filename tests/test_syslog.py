@@ -125,3 +125,38 @@ def test_rotation_order_newest_first():
                                    "/l/other.log", "/x/maillog-20040108", "/x/maillog-20040101.gz"]
     assert rotation_key("/l/mail.log.3.gz").group == rotation_key("/l/mail.log").group
     assert rotation_key("a.zip!var/log/mail.log.1").group == rotation_key("a.zip!var/log/mail.log").group
+
+
+def test_year_chains_across_numbered_rotations_newest_anchored_by_mtime(tmp_path):
+    """mail.log (newest, last written 3 Jan 2005), mail.log.1, mail.log.2.gz: each older file ends
+    before the newer one starts, so the year crosses New Year between .2 and .1 (and inside .1)."""
+    import gzip
+    import os
+    from datetime import UTC, datetime
+
+    from logforensics.ingest import ingest
+    from logforensics.site import SiteProfile
+
+    def line(stamp: str, n: int) -> str:
+        return f"{stamp} mx1 postfix/smtpd[{n}]: connect from unknown[203.0.113.{n}]\n"
+
+    logs = tmp_path / "var" / "log"
+    logs.mkdir(parents=True)
+    (logs / "mail.log").write_text(line("Jan  2 10:00:00", 1) + line("Jan  3 09:00:00", 2))
+    (logs / "mail.log.1").write_text(line("Dec 31 23:00:00", 3) + line("Jan  1 01:00:00", 4))
+    (logs / "mail.log.2.gz").write_bytes(gzip.compress((line("Dec 24 08:00:00", 5)
+                                                        + line("Dec 30 08:00:00", 6)).encode()))
+    when = datetime(2005, 1, 3, 12, 0, tzinfo=UTC).timestamp()
+    for f in logs.iterdir():  # only the newest file's mtime can be trusted: the others were copied later
+        os.utime(f, (when + 86400 * 700, when + 86400 * 700))
+    os.utime(logs / "mail.log", (when, when))
+    res = ingest([tmp_path], SiteProfile(timezone="America/Chicago"))
+    got = {(r["source"].rsplit("/", 1)[1], r["line"]): r["ts"] for r in res.events.iter_rows(named=True)}
+    assert got[("mail.log", 1)] == utc("2005-01-02 16:00:00")
+    assert got[("mail.log.1", 1)] == utc("2005-01-01 05:00:00")  # Dec 31 2004, 23:00 CST
+    assert got[("mail.log.1", 2)] == utc("2005-01-01 07:00:00")
+    assert got[("mail.log.2.gz", 1)] == utc("2004-12-24 14:00:00")
+    assert got[("mail.log.2.gz", 2)] == utc("2004-12-30 14:00:00")
+    # --year overrides: each file's first line is in that year.
+    forced = ingest([logs / "mail.log.2.gz"], SiteProfile(timezone="UTC"), year=1999)
+    assert forced.events["ts"][0] == utc("1999-12-24 08:00:00")
