@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -53,6 +53,14 @@ from logforensics.sources import iter_input_files, read_source
 MANIFEST = "manifest.json"
 EVENTS_DIR = "events"
 ALL_FINDINGS = "state/all-findings.parquet"
+
+#: Detection walks each server's events in windows of this many days, so memory is bounded by one
+#: window of one server, never by the archive. Each window also loads a margin before it (sessions,
+#: clock offsets) and after it (queue lifetime plus the outbound-matching window), and keeps only
+#: the findings whose time falls inside it, so the windows give exactly the unwindowed findings.
+WINDOW_DAYS = 31
+MARGIN_BEFORE = timedelta(days=1)
+MARGIN_AFTER = timedelta(days=11)
 
 #: Columns detection needs (``text`` and a few others stay on disk).
 DETECT_COLUMNS = [c for c in EVENT_SCHEMA if c not in ("text", "size", "transport", "verb")]
@@ -321,14 +329,15 @@ def _drain(queue: object, progress: Progress) -> None:
         progress.advance(*item)
 
 
-def scan_events(out: Path) -> pl.LazyFrame | None:
-    """The events dataset as a lazy frame (``format`` from the partition path), or None if empty."""
+def scan_events(out: Path, *, keep_day: bool = False) -> pl.LazyFrame | None:
+    """The events dataset as a lazy frame (``format`` and ``day`` from the partition path), or None."""
     files = sorted((out / EVENTS_DIR).glob("format=*/day=*/*.parquet"))
     if not files:
         return None
     # A glob, not the folder: a worker killed between write and rename leaves a stray ``.*.tmp``.
-    return pl.scan_parquet(str(out / EVENTS_DIR / "**" / "*.parquet"), hive_partitioning=True,
-                           hive_schema={"format": pl.String, "day": pl.String}).drop("day")
+    lazy = pl.scan_parquet(str(out / EVENTS_DIR / "**" / "*.parquet"), hive_partitioning=True,
+                           hive_schema={"format": pl.String, "day": pl.String})
+    return lazy if keep_day else lazy.drop("day")
 
 
 def _iter_server_events(lazy: pl.LazyFrame, servers: list[str | None]) -> Iterator[pl.DataFrame]:
@@ -340,7 +349,7 @@ def _iter_server_events(lazy: pl.LazyFrame, servers: list[str | None]) -> Iterat
 
 def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, jobs: int | None = None,
           year: int | None = None, since: datetime | None = None, until: datetime | None = None,
-          min_severity: str = "info", show_progress: bool = True, scheduler: str | None = None) -> BatchResult:
+          min_severity: str = "info", show_progress: bool = True, window_days: int = WINDOW_DAYS, scheduler: str | None = None) -> BatchResult:
     """Parse every input into the dataset under ``output`` (skipping what is done), then detect.
 
     ``scheduler``: a Dask scheduler address (``tcp://host:8786``) or ``local`` runs the parsing as
@@ -406,7 +415,7 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
     parse_seconds = time.monotonic() - progress.start
     progress.note(f"parsed {len(todo)} file(s) in {parse_seconds:.1f} s")
     detect_start = time.monotonic()
-    detection, warnings = _detect(out, site, inputs, affected, manifest, progress, jobs)
+    detection, warnings = _detect(out, site, inputs, affected, manifest, progress, jobs, window_days)
     progress.note(f"detection: {detection.findings.height} findings in {time.monotonic() - detect_start:.1f} s")
     selected = select(detection, since=since, until=until, min_severity=min_severity)
     _write_frame(selected.findings, out / "findings.parquet")
@@ -454,7 +463,7 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set[str | None], manifest: dict,
-            progress: Progress, jobs: int = 1) -> tuple[Detection, list[str]]:
+            progress: Progress, jobs: int = 1, window_days: int = WINDOW_DAYS) -> tuple[Detection, list[str]]:
     """Findings for the affected servers, merged with the kept findings of the others."""
     lazy = scan_events(out)
     if lazy is None:
@@ -482,7 +491,7 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     sha = {p: e.get("sha256", "") for p, e in inputs.items()}
     frames = [kept]
     warnings: list[str] = []
-    tasks = [(str(out), server, effective, shift, sha) for server in servers]
+    tasks = [(str(out), server, effective, shift, sha, window_days) for server in servers]
     if jobs > 1 and len(servers) > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(servers)), mp_context=ctx) as pool:
@@ -499,15 +508,40 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     return Detection(effective, findings, incidents), warnings
 
 
-def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str]
-                  ) -> tuple[str, list[str]]:
-    """Findings of one server from the dataset (in a worker process when there are several servers),
-    written to a state file whose path is returned with the warnings of quoting evidence lines."""
-    lazy = scan_events(Path(out))
+def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str],
+                  window_days: int = WINDOW_DAYS) -> tuple[str, list[str]]:
+    """Findings of one server from the dataset, window by window (in a worker process when there are
+    several servers), written to a state file whose path is returned with the warnings of quoting
+    evidence lines."""
+    lazy = scan_events(Path(out), keep_day=True)
     assert lazy is not None
-    events = shift_protocol_times(next(_iter_server_events(lazy, [server])), shift)
+    mine = lazy.filter(pl.col("server").is_null() if server is None else (pl.col("server") == server))
+    bounds = mine.select(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"),
+                         pl.col("ts").null_count().alias("nulls")).collect().row(0, named=True)
     lines = SourceLines(sha)
-    findings = build_findings(events, site.for_server(server), sha, lines.texts)
+    profile = site.for_server(server)
+    cols = list(DETECT_COLUMNS)
+
+    def findings_of(rows: pl.LazyFrame) -> pl.DataFrame:
+        events = shift_protocol_times(conform(rows.select(cols).collect()), shift)
+        return build_findings(events, profile, sha, lines.texts)
+
+    frames = []
+    if bounds["lo"] is not None:
+        start = datetime.combine(bounds["lo"].date(), datetime.min.time(), UTC) - timedelta(days=1)
+        last = bounds["hi"] + timedelta(days=1)
+        step = timedelta(days=window_days)
+        while start <= last:
+            end = start + step
+            lo, hi = start - MARGIN_BEFORE, end + MARGIN_AFTER
+            rows = mine.filter((pl.col("day") >= f"{lo:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")
+                               & (pl.col("ts") >= lo) & (pl.col("ts") < hi))
+            found = findings_of(rows)
+            frames.append(found.filter((pl.col("time") >= start) & (pl.col("time") < end)))
+            start = end
+    if bounds["nulls"]:
+        frames.append(findings_of(mine.filter(pl.col("ts").is_null())).filter(pl.col("time").is_null()))
+    findings = pl.concat([f for f in frames if f.height] or [empty_findings()])
     target = Path(out) / "state" / f"findings-{input_key(server or '')}.parquet"
     _write_frame(findings, target)
     return str(target), lines.warnings

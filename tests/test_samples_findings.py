@@ -99,3 +99,8 @@ def test_every_sample_file_is_read(findings):
     assert logs and all(r.status == "ok" and r.format for r in logs)
     assert {r.format for r in logs} == {"ims55-protocol", "ims55-tracking", "postfix", "sendmail", "exim",
                                         "w3c-smtp", "exchange-tracking"}
+
+
+def test_finding_ids_are_unique(findings):
+    result, _ = findings
+    assert result.findings["id"].n_unique() == result.findings.height

@@ -149,8 +149,10 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
     """
     keyed = events.filter(pl.col("message").is_not_null()).with_columns(
         pl.col("server").fill_null("").alias("_server"))
-    arrivals = keyed.filter(pl.col("event") == "received").sort("ts")
-    deliveries = keyed.filter((pl.col("event") == "deliver") & pl.col("ts").is_not_null()).sort("ts")
+    arrivals = keyed.filter(pl.col("event") == "received").sort("ts", "source", "line")
+    deliveries = keyed.filter((pl.col("event") == "deliver") & pl.col("ts").is_not_null()).sort(
+        "ts", "source", "line").with_columns(
+        _key(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient"))).alias("_rkey"))
     empty = pl.DataFrame(schema={
         "source": pl.String, "line": pl.Int64, "ts": UTC_TS, "format": pl.String, "server": pl.String,
         "session": pl.String, "client_host": pl.String, "client_ip": pl.String, "helo": pl.String,
@@ -165,13 +167,25 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("line").alias("a_line"), pl.col("format").alias("a_format"), pl.col("session").alias("a_session"),
         pl.col("client_host").alias("a_client_host"), pl.col("client_ip").alias("a_client_ip"),
         pl.col("helo").alias("a_helo"), pl.col("sender").alias("a_sender"), pl.col("auth_user").alias("a_auth"),
-    ).unique(["_server", "message", "a_source", "a_line"], keep="first").sort("a_ts")
+        _key(pl.col("recipient")).alias("_rkey"),
+    ).unique(["_server", "message", "a_source", "a_line"], keep="first", maintain_order=True)
     queued = keyed.filter(pl.col("event") == "queued").sort("ts").select(
         "_server", "message", pl.col("ts").alias("q_ts"), pl.col("sender").alias("q_sender"),
         pl.col("source").alias("q_source"), pl.col("line").alias("q_line"))
 
-    linked = deliveries.join_asof(arr, left_on="ts", right_on="a_ts", by=["_server", "message"],
+    # The arrival line that lists this very recipient (tracking logs list one per line), else the
+    # first arrival line of the message at that time; ties go to the earliest line, never at random.
+    a_cols = [c for c in arr.columns if c.startswith("a_")]
+    one_per_time = arr.unique(["_server", "message", "a_ts"], keep="first", maintain_order=True).drop("_rkey")
+    linked = deliveries.join_asof(one_per_time, left_on="ts", right_on="a_ts", by=["_server", "message"],
                                   strategy="backward", tolerance=QUEUE_LIFETIME, check_sortedness=False)
+    listed = arr.filter(pl.col("_rkey").is_not_null()).unique(["_server", "message", "_rkey", "a_ts"],
+                                                               keep="first", maintain_order=True)
+    if not listed.is_empty():
+        same = deliveries.join_asof(listed, left_on="ts", right_on="a_ts", by=["_server", "message", "_rkey"],
+                                    strategy="backward", tolerance=QUEUE_LIFETIME, check_sortedness=False)
+        use = same["a_line"].is_not_null()
+        linked = linked.with_columns([pl.when(use).then(same[c]).otherwise(pl.col(c)).alias(c) for c in a_cols])
     linked = linked.filter(pl.col("a_line").is_not_null())
     if not queued.is_empty():
         linked = linked.sort("ts").join_asof(queued, left_on="ts", right_on="q_ts", by=["_server", "message"],
@@ -334,8 +348,10 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
     rcpts = rcpts.join(_rule_table(rcpts, site), on=["form", "imcea_type", "verdict", "trusted", "external"],
                        how="left", nulls_equal=True)
     rcpts = rcpts.join(evidence_lists(rcpts, sha256, line_texts), on="_i", how="left")
-    ids = ["F-" + hashlib.sha1(f"{src}:{line}".encode(), usedforsecurity=False).hexdigest()[:12]
-           for src, line in rcpts.select("source", "line").iter_rows()]
+    # Stable across runs: the recipient's line, plus the recipient itself (one arrival line of an MTA
+    # log stands for every recipient of its message).
+    ids = ["F-" + hashlib.sha1(f"{src}:{line}:{rcpt}".encode(), usedforsecurity=False).hexdigest()[:12]
+           for src, line, rcpt in rcpts.select("source", "line", "recipient").iter_rows()]
     out = rcpts.with_columns(pl.Series("id", ids, dtype=pl.String), _explanation(site).alias("explanation_text"))
     return out.select(
         "id", "rule", "form", "verdict", "severity", pl.col("ts").alias("time"), "server", "client_host",
