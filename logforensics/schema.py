@@ -80,6 +80,8 @@ def empty_events() -> pl.DataFrame:
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
     """Add missing columns as nulls, cast to the schema types, and order the columns."""
+    if not frame.columns:  # selecting only literals would make one all-null row
+        return empty_events()
     exprs = []
     for name, dtype in EVENT_SCHEMA.items():
         if name in frame.columns:

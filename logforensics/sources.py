@@ -137,7 +137,7 @@ def _read_capped(stream: io.BufferedIOBase, name: str, what: str, budget: _Budge
                     warnings.append(f"{name}: decompression stopped at {out.tell()} bytes: {budget.reason()}; "
                                     "kept what was read")
                 break
-            chunk = stream.read(min(CHUNK_BYTES, room))
+            chunk = stream.read1(min(CHUNK_BYTES, room))  # read1: an error loses no earlier chunk
             if not chunk:
                 break
             out.write(chunk)
@@ -200,6 +200,7 @@ def _unpack(name: str, data: bytes, size: int, sha: str | None, mtime: float | N
     if kind is not None and len(chain) >= MAX_ARCHIVE_DEPTH:
         warnings = [*warnings, f"{name}: {kind} data nested {len(chain) + 1} layers deep (limit "
                                f"{MAX_ARCHIVE_DEPTH}); not opened"]
+        sha = sha or hashlib.sha256(data).hexdigest()
         data, kind = b"", None
         chain = [*chain, "nested"]
     if kind is None:

@@ -52,7 +52,7 @@ def test_unrecognised_and_empty_files_are_reported_not_fatal(tmp_path):
     by_name = {r.path.rsplit("/", 1)[-1]: r for r in res.inputs}
     assert by_name["notes.txt"].status == "unrecognised"
     assert by_name["notes.txt"].skipped_lines == 2
-    assert by_name["empty.log"].status == "unrecognised" and by_name["empty.log"].warnings == []
+    assert by_name["empty.log"].status == "empty" and by_name["empty.log"].warnings
     assert by_name["L0000000.LOG"].events == 4
 
 

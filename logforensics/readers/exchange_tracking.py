@@ -45,7 +45,7 @@ from grammars import exchange_tracking as grammar
 from grammars.common import anchored
 from grammars.w3c_smtp import group_names
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
-from logforensics.schema import conform
+from logforensics.schema import conform, empty_events
 from logforensics.timeconv import wall_clock_to_utc
 
 #: Partner-Name values that name a service, not a host (KB 246965).
@@ -174,7 +174,7 @@ class ExchangeTrackingReader:
                 skipped += bad_ts.select("line").n_unique()
             events = rows.filter(pl.col("ts").is_not_null())
         return ReadResult(
-            events=conform(events if events is not None else pl.DataFrame()),
+            events=conform(events) if events is not None else empty_events(),
             lines=total, skipped=skipped, blank=blank, not_mail=headers, warnings=warnings,
         )
 

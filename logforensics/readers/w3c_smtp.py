@@ -40,7 +40,7 @@ from grammars.common import anchored
 from logforensics.readers.auth_decode import auth_user
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
 from logforensics.readers.smtp_columns import VERB_EVENTS, envelope_columns, pair_replies
-from logforensics.schema import UTC_DATETIME, conform
+from logforensics.schema import UTC_DATETIME, conform, empty_events
 from logforensics.timeconv import wall_clock_to_utc
 
 SESSION_GAP = pl.duration(minutes=10)
@@ -163,7 +163,7 @@ class W3cSmtpReader:
         good = parsed.filter(pl.col("ts").is_not_null())
         events = self._events(good, ctx) if good.height else None
         return ReadResult(
-            events=conform(events) if events is not None else conform(pl.DataFrame()),
+            events=conform(events) if events is not None else empty_events(),
             lines=total,
             skipped=bad_shape.height + bad_ts.height,
             blank=blank,
