@@ -12,6 +12,19 @@ Polars columns. Everything stateful is column work too:
   duplicate; the parsed line is kept and ``raw_line`` points at the packet;
 * **command/reply pairing**: a command row carries the code, text and line of the first reply
   that follows it before the next command (``reply``, ``reply_text``, ``reply_line``).
+
+Speed (the same patterns, run on fewer strings; ``tests/test_ims55_speedpaths.py`` proves the
+output equal to the grammar and to the straightforward column path):
+
+* a line is split at its first `` : `` (a literal split); the :data:`~grammars.ims55_protocol.ENTRY`
+  pattern runs on each *distinct* head (``head : ``), and only a head it consumes completely is
+  trusted. The timestamp pattern cannot span `` : `` (its colons follow digits), so the match on
+  the head is the match on the line. Every other line gets the pattern on the whole line;
+* timestamps are converted once per distinct head;
+* the body patterns (session start, arrows, SMTP reply, command verb, envelope, AUTH) run once per
+  distinct body, each only on the bodies a literal or anchored prefix test lets through;
+* sessions are contiguous runs of rows, so per-session windows are shifts and fills checked
+  against the session's first and last row instead of ``.over()`` windows.
 """
 
 from __future__ import annotations
@@ -23,18 +36,27 @@ import polars as pl
 from grammars import ims55_protocol as grammar
 from grammars import smtp as smtp_grammar
 from grammars.common import anchored
+from logforensics.readers.auth_decode import auth_user
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
 from logforensics.readers.smtp_columns import (
-    auth_user_column,
-    command_columns,
-    envelope_columns,
+    AUTH_INITIAL,
+    AUTH_MECHANISM,
+    FIRST_ARG,
+    SIZE_PARAM,
+    VERB_EVENTS,
+    VERB_WORD,
     ip_or_null,
-    pair_replies,
 )
 from logforensics.schema import conform
 from logforensics.timeconv import full_year, hour24, wall_clock_to_utc
 
 CONTINUATION_CHARS = 2000
+
+#: The separator the fast path splits a line at (see the module docstring).
+_SEP = " : "
+#: Longest possible ``(arrow)(space)(IO: |)`` prefix of a body (:data:`grammars.ims55_protocol.PROTO`).
+_PROTO_HEAD_CHARS = 9
+_TIME_FIELDS = ("date_a", "date_b", "year", "hour", "minute", "second", "ampm")
 
 
 class Ims55ProtocolReader:
@@ -57,21 +79,17 @@ class Ims55ProtocolReader:
         frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
         frame = frame.with_columns(pl.col("line").cast(pl.Int64))
         total = frame.height
-        frame = frame.with_columns(
-            pl.col("raw").str.extract_groups(anchored(grammar.ENTRY)).alias("entry"),
-            (pl.col("raw").str.strip_chars() == "").alias("blank"),
-        ).unnest("entry")
-        frame = frame.with_columns(pl.col("body").is_not_null().alias("is_entry"))
+        warnings: list[str] = []
+        frame, heads = self._entries(frame)
         frame = frame.with_columns(pl.col("is_entry").cum_sum().alias("entry_no"))
 
-        warnings: list[str] = []
         orphans = frame.filter(~pl.col("is_entry") & ~pl.col("blank") & (pl.col("entry_no") == 0))
         if orphans.height:
             warnings += bad_line_warnings(ctx.source, orphans, "text before the first timestamped entry")
         continuation = frame.filter(~pl.col("is_entry") & ~pl.col("blank") & (pl.col("entry_no") > 0))
         blank = int(frame["blank"].sum())
 
-        entries = self._timestamps(frame.filter(pl.col("is_entry")), ctx, warnings)
+        entries = self._timestamps(frame.filter(pl.col("is_entry")), heads, ctx, warnings)
         bad_ts = entries.filter(pl.col("ts").is_null())
         if bad_ts.height:
             warnings += bad_line_warnings(ctx.source, bad_ts, "timestamp is not a valid date/time")
@@ -80,7 +98,7 @@ class Ims55ProtocolReader:
         if continuation.height:
             extra = continuation.group_by("entry_no").agg(
                 pl.col("raw").str.join("\n").str.slice(0, CONTINUATION_CHARS).alias("continued"))
-            entries = entries.join(extra, on="entry_no", how="left")
+            entries = entries.join(extra, on="entry_no", how="left", maintain_order="left")
         else:
             entries = entries.with_columns(pl.lit(None, pl.String).alias("continued"))
 
@@ -95,121 +113,305 @@ class Ims55ProtocolReader:
         )
 
     @staticmethod
-    def _timestamps(entries: pl.DataFrame, ctx: ReadContext, warnings: list[str]) -> pl.DataFrame:
+    def _entries(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Mark the timestamped entries: ``is_entry``, ``body``, ``blank``, and ``hid`` (the row of the
+        returned frame of distinct heads with their timestamp fields) or, on lines the fast path
+        does not cover, the timestamp fields themselves."""
+        raw = frame["raw"]
+        parts = raw.str.splitn(_SEP, 2).struct.unnest()
+        frame = frame.with_columns(
+            parts["field_0"].alias("head"),
+            parts["field_1"].alias("rest"),
+            (pl.col("raw").str.strip_chars() == "").alias("blank"),
+        )
+        # ``.`` stops at a line feed, so a line holding one is never an entry: the slow path decides.
+        candidate = pl.col("rest").is_not_null() & ~pl.col("raw").str.contains("\n", literal=True)
+        frame = frame.with_columns(candidate.alias("candidate"))
+        heads = frame.filter(pl.col("candidate")).select(pl.col("head").unique())
+        heads = heads.with_columns(
+            (pl.col("head") + pl.lit(_SEP)).str.extract_groups(anchored(grammar.ENTRY)).alias("e"),
+        ).unnest("e")
+        # Trusted only when the pattern consumed the whole ``head : `` (nothing left for the body).
+        heads = heads.filter(pl.col("body") == "").drop("body").with_row_index("hid")
+        frame = frame.join(heads.select("head", "hid"), on="head", how="left", maintain_order="left")
+        frame = frame.with_columns((pl.col("hid").is_not_null() & pl.col("candidate")).alias("fast"))
+        slow_mask = ~frame["fast"] & ~frame["blank"]
+        slow_idx = slow_mask.arg_true()
+        slow = frame.filter(slow_mask).select(
+            pl.col("raw").str.extract_groups(anchored(grammar.ENTRY)).alias("e")).unnest("e")
+        cols = {name: _scatter(frame.height, slow_idx, slow[name]).alias(name) for name in (*_TIME_FIELDS, "body")}
+        frame = frame.with_columns(
+            pl.when(pl.col("fast")).then(pl.col("rest")).otherwise(cols["body"]).alias("body"),
+            pl.when(pl.col("fast")).then(pl.col("hid")).otherwise(None).alias("hid"),
+            *(cols[name] for name in _TIME_FIELDS),
+        )
+        frame = frame.with_columns(pl.col("body").is_not_null().alias("is_entry"))
+        return frame.drop("head", "rest", "candidate", "fast"), heads
+
+    @staticmethod
+    def _timestamps(entries: pl.DataFrame, heads: pl.DataFrame, ctx: ReadContext,
+                    warnings: list[str]) -> pl.DataFrame:
+        """``ts`` for each entry: converted once per distinct fast-path head, else per line."""
+        slow = entries.filter(pl.col("hid").is_null())
+        a = pl.concat([heads["date_a"], slow["date_a"]]).cast(pl.Int32, strict=False)
+        b = pl.concat([heads["date_b"], slow["date_b"]]).cast(pl.Int32, strict=False)
         order = ctx.site.ims_date_order
-        a = entries["date_a"].cast(pl.Int32, strict=False)
-        b = entries["date_b"].cast(pl.Int32, strict=False)
         if order == "MDY" and a.len() and (a.max() or 0) > 12 and (b.max() or 0) <= 12:
             order = "DMY"
             warnings.append(f"{ctx.source}: dates read as day/month/year (a first field above 12 "
                             "was seen); set ims_date_order in the site profile to override")
         month, day = ("date_a", "date_b") if order == "MDY" else ("date_b", "date_a")
         zone = ctx.site.zone()
+        ts = wall_clock_to_utc(
+            full_year(pl.col("year")),
+            pl.col(month).cast(pl.Int32, strict=False),
+            pl.col(day).cast(pl.Int32, strict=False),
+            hour24(pl.col("hour"), pl.col("ampm")),
+            pl.col("minute").cast(pl.Int32, strict=False),
+            pl.col("second").cast(pl.Int32, strict=False),
+            zone,
+        )
+        head_ts = heads.select(ts).to_series()
+        slow_idx = entries["hid"].is_null().arg_true()
+        slow_ts = _scatter(entries.height, slow_idx, slow.select(ts).to_series())
         return entries.with_columns(
-            wall_clock_to_utc(
-                full_year(pl.col("year")),
-                pl.col(month).cast(pl.Int32, strict=False),
-                pl.col(day).cast(pl.Int32, strict=False),
-                hour24(pl.col("hour"), pl.col("ampm")),
-                pl.col("minute").cast(pl.Int32, strict=False),
-                pl.col("second").cast(pl.Int32, strict=False),
-                zone,
-            ).alias("ts")
+            pl.when(pl.col("hid").is_null()).then(slow_ts).otherwise(head_ts.gather(entries["hid"])).alias("ts"),
+        )
+
+    @staticmethod
+    def _body_features(bodies: pl.Series) -> pl.DataFrame:
+        """Everything the body patterns give, once per distinct body (``bodies`` holds no duplicates).
+
+        Each pattern runs only on the bodies that pass a cheap test it implies: a literal prefix or
+        substring, or an anchored prefix of the pattern itself.
+        """
+        body = bodies.alias("body")
+        peer_in = _masked(body, body.str.starts_with("A connection was accepted from "),
+                          lambda s: s.str.extract(anchored(grammar.CONNECT_IN), 1))
+        peer_out = _masked(body, body.str.contains("onnection to ", literal=True)
+                           & body.str.contains(" established", literal=True),
+                           lambda s: s.str.extract(anchored(grammar.CONNECT_OUT), 1))
+        is_connect = peer_in.is_not_null() | peer_out.is_not_null()
+        # Arrow and raw-packet marker: decided by the first few characters (``.*$`` always matches).
+        head = body.str.slice(0, _PROTO_HEAD_CHARS)
+        heads = pl.DataFrame({"head": head.unique()}).with_columns(
+            pl.col("head").str.extract_groups(anchored(grammar.PROTO)).alias("p")).unnest("p")
+        heads = heads.select(
+            "head", "arrow", pl.col("io").is_not_null().alias("is_io"),
+            (pl.col("head").str.len_chars() - pl.col("payload").str.len_chars()).alias("skip"))
+        f = pl.DataFrame({"body": body, "head": head, "peer_in": peer_in, "peer_out": peer_out,
+                          "is_connect": is_connect})
+        f = f.join(heads, on="head", how="left", maintain_order="left")
+        f = f.with_columns(
+            pl.when(pl.col("is_connect")).then(None)
+            .otherwise(pl.col("body").str.slice(pl.col("skip")).fill_null("")).alias("payload"),
+        )
+        payload = f["payload"].fill_null("")
+        reply = _masked_groups(payload, payload.str.contains(r"^[2-5][0-9][0-9]"),
+                               anchored(smtp_grammar.REPLY), ("code", "reply_text"))
+        code = reply["code"].cast(pl.Int64, strict=False)
+        word = _masked(payload, code.is_null() & ~is_connect,
+                        lambda s: s.str.extract(VERB_WORD, 1).str.to_uppercase())
+        word_event = word.replace_strict(VERB_EVENTS, default=None, return_dtype=pl.String)
+        helo_arg = _masked(payload, word_event == "helo", lambda s: s.str.extract(FIRST_ARG, 1))
+        is_auth = word == "AUTH"
+        auth_mech = _masked(payload, is_auth, lambda s: s.str.extract(AUTH_MECHANISM, 1).str.to_uppercase())
+        auth_initial = _masked(payload, is_auth, lambda s: s.str.extract(AUTH_INITIAL, 1))
+        env = _masked_groups(payload, payload.str.contains(r"^(?i:MAIL[ \t]+FROM|RCPT[ \t]+TO)"),
+                             anchored(smtp_grammar.ENVELOPE), ("path", "bare_path", "params"))
+        path = pl.DataFrame(env).select(pl.coalesce(
+            pl.col("path"), pl.col("bare_path").str.strip_prefix("<").str.strip_suffix(">"))).to_series()
+        size = _masked(env["params"], env["params"].is_not_null(),
+                       lambda s: s.str.extract(SIZE_PARAM, 1).cast(pl.Int64, strict=False))
+        return f.drop("head", "skip").with_columns(
+            code.alias("code"),
+            reply["reply_text"].alias("reply_text"),
+            code.is_not_null().alias("is_reply"),
+            (payload.str.strip_chars() != "").alias("nonblank"),
+            word.alias("word"),
+            word_event.alias("word_event"),
+            helo_arg.alias("helo_arg"),
+            auth_mech.alias("mech"),
+            auth_initial.alias("initial"),
+            path.alias("path"),
+            size.alias("size_param"),
         )
 
     def _events(self, entries: pl.DataFrame, ctx: ReadContext) -> pl.DataFrame:
-        body = pl.col("body")
-        df = entries.select("line", "raw", "ts", "body", "entry_no", "continued").with_columns(
-            body.str.extract(anchored(grammar.CONNECT_IN), 1).alias("peer_in"),
-            body.str.extract(anchored(grammar.CONNECT_OUT), 1).alias("peer_out"),
-        )
-        df = df.with_columns(
-            (pl.col("peer_in").is_not_null() | pl.col("peer_out").is_not_null()).alias("is_connect"),
-            body.str.extract_groups(anchored(grammar.PROTO)).alias("proto"),
-        ).unnest("proto")
+        feats = self._body_features(entries["body"].unique())
+        df = entries.select("line", "ts", "body", "continued").join(
+            feats, on="body", how="left", maintain_order="left")
 
         # Sessions: split on connection-start lines.
         first_line = df["line"].min() if df.height else 0
         df = df.with_columns(
             pl.when(pl.col("is_connect")).then(pl.col("line")).otherwise(None)
             .forward_fill().fill_null(first_line).alias("session_start"),
-        )
-        df = df.with_columns(
             pl.col("is_connect").cum_sum().alias("sid"),
-            (pl.lit(ctx.source + "#L") + pl.col("session_start").cast(pl.String)).alias("session"),
             pl.when(pl.col("peer_in").is_not_null()).then(pl.lit("in"))
             .when(pl.col("peer_out").is_not_null()).then(pl.lit("out"))
             .otherwise(None).alias("conn_dir"),
         )
 
-        # Payload: reply or command (the arrows are not trusted; some renderings lack them).
-        payload = pl.col("payload").fill_null("")
-        df = df.with_columns(
-            pl.when(pl.col("is_connect")).then(None).otherwise(payload).alias("payload"),
-            pl.col("io").is_not_null().alias("is_io"),
-        )
-        df = df.with_columns(
-            payload.str.extract_groups(anchored(smtp_grammar.REPLY)).alias("rep"),
-        ).unnest("rep")
-        df = df.with_columns(
-            pl.col("code").cast(pl.Int64, strict=False).alias("code"),
-            pl.col("code").is_not_null().alias("is_reply"),
-        )
+        # Raw-packet twins: an IO: | row whose payload is logged again on the next row of its session.
+        sid, is_io = df["sid"], df["is_io"]
+        candidate = is_io & (sid.shift(-1) == sid).fill_null(False) & ~is_io.shift(-1).fill_null(True)
+        at = candidate.arg_true()
+        payload = df["payload"]
+        same = (payload.gather(at).str.strip_chars() == payload.gather(at + 1).str.strip_chars())
+        dup_at = at.filter(same.fill_null(False))
+        io_dup = _scatter(df.height, dup_at, pl.repeat(True, dup_at.len(), eager=True)).fill_null(False)
+        raw_line = _scatter(df.height, dup_at + 1, df["line"].gather(dup_at))
+        df = df.with_columns(raw_line.alias("raw_line")).filter(~io_dup)
 
-        # Raw-packet twins: an IO: | row whose payload is logged again on the next row.
-        nxt_payload = pl.col("payload").shift(-1).over("sid")
-        nxt_io = pl.col("is_io").shift(-1).over("sid")
+        # Session bounds: rows are in log order, so a session is a contiguous run of rows.
+        sid = pl.col("sid")
         df = df.with_columns(
-            (pl.col("is_io") & ~nxt_io.fill_null(True)
-             & (pl.col("payload").str.strip_chars() == nxt_payload.str.strip_chars())).alias("io_dup"),
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"),
+            (sid != sid.shift(1)).fill_null(True).alias("_first"),
+            (sid != sid.shift(-1)).fill_null(True).alias("_last"),
         )
         df = df.with_columns(
-            pl.when(pl.col("io_dup").shift(1).over("sid").fill_null(False))
-            .then(pl.col("line").shift(1).over("sid")).otherwise(None).alias("raw_line"),
-        ).filter(~pl.col("io_dup"))
+            pl.when(pl.col("_first")).then(pl.col("_i")).forward_fill().alias("_start"),
+            pl.when(pl.col("_last")).then(pl.col("_i")).backward_fill().alias("_end"),
+        )
 
         # Session direction: from its start line, else from who sends commands.
-        df = df.with_columns(
-            pl.when(~pl.col("is_reply") & ~pl.col("is_connect") & (pl.col("arrow") == "<<<"))
-            .then(pl.lit("in"))
-            .when(~pl.col("is_reply") & ~pl.col("is_connect") & (pl.col("arrow") == ">>>"))
-            .then(pl.lit("out")).otherwise(None).alias("cmd_dir"),
+        is_reply, is_connect = pl.col("is_reply"), pl.col("is_connect")
+        cmd_dir = (
+            pl.when(~is_reply & ~is_connect & (pl.col("arrow") == "<<<")).then(pl.lit("in"))
+            .when(~is_reply & ~is_connect & (pl.col("arrow") == ">>>")).then(pl.lit("out")).otherwise(None)
         )
+        df = df.with_columns(cmd_dir.alias("cmd_dir"))
+        first_cmd = pl.when(pl.col("cmd_dir").is_not_null()).then(pl.col("_i")).backward_fill().gather(pl.col("_start"))
         df = df.with_columns(
-            pl.coalesce(pl.col("conn_dir").first().over("sid"),
-                        pl.col("cmd_dir").drop_nulls().first().over("sid")).alias("direction"),
+            pl.coalesce(pl.col("conn_dir").gather(pl.col("_start")),
+                        pl.when(first_cmd <= pl.col("_end")).then(pl.col("cmd_dir").gather(first_cmd)))
+            .alias("direction"),
+            _previous(_fill_forward(pl.col("code"))).alias("prev_reply"),
         )
 
-        df = command_columns(df, payload_col="payload", is_reply_col="is_reply", session_col="sid")
-        df = envelope_columns(df, payload_col="payload", session_col="sid")
+        # Commands (verb, event), as in smtp_columns.command_columns.
+        is_command = ~is_reply & pl.col("nonblank")
+        in_auth = is_command & (pl.col("prev_reply") == 334)
         df = df.with_columns(
-            pl.when(pl.col("is_connect")).then(pl.lit("connect"))
-            .when(pl.col("is_reply")).then(pl.lit("reply"))
-            .when(pl.col("payload").str.strip_chars() == "").then(pl.lit("note"))
+            pl.when(in_auth).then(None).when(is_command).then(pl.col("word")).otherwise(None).alias("verb"),
+            pl.when(in_auth).then(pl.lit("auth")).when(is_command).then(pl.col("word_event"))
+            .otherwise(None).alias("smtp_event"),
+        )
+
+        # Envelope, as in smtp_columns.envelope_columns.
+        event = pl.col("smtp_event")
+        sender_mark = (
+            pl.when(event == "mail").then(pl.col("path").fill_null(""))
+            .when(event.is_in(["rset", "helo"]) | is_connect).then(pl.lit("\x00"))
+            .otherwise(None)
+        )
+        helo_mark = (
+            pl.when(event == "helo").then(pl.col("helo_arg").fill_null(""))
+            .when(is_connect).then(pl.lit("\x00"))
+            .otherwise(None)
+        )
+        df = df.with_columns(
+            _fill_forward(sender_mark).alias("sender"),
+            _fill_forward(helo_mark).alias("helo"),
+            pl.when(event == "rcpt").then(pl.col("path")).otherwise(None).alias("recipient"),
+            pl.when(event == "mail").then(pl.col("size_param")).otherwise(None).alias("size"),
+        )
+        df = df.with_columns(
+            pl.when(pl.col("sender") == "\x00").then(None).otherwise(pl.col("sender")).alias("sender"),
+            pl.when(pl.col("helo") == "\x00").then(None).otherwise(pl.col("helo")).alias("helo"),
+            pl.when(is_connect).then(pl.lit("connect"))
+            .when(is_reply).then(pl.lit("reply"))
+            .when(~pl.col("nonblank")).then(pl.lit("note"))
             .when(pl.col("arrow").is_null() & pl.col("smtp_event").is_null()).then(pl.lit("note"))
             .otherwise(pl.col("smtp_event").fill_null("command")).alias("event"),
         )
-        df = auth_user_column(df, payload_col="payload", session_col="sid")
-        df = pair_replies(df, session_col="sid")
+        df = self._auth_users(df)
 
-        peer_in = pl.col("peer_in").forward_fill().over("sid")
-        peer_out = pl.col("peer_out").forward_fill().over("sid")
+        # Command/reply pairing, as in smtp_columns.pair_replies.
+        paired = ~pl.col("event").is_in(["connect", "reply", "note"])
+        nxt = pl.when(is_reply | paired).then(pl.col("_i")).backward_fill().shift(-1)
+        df = df.with_columns(pl.when(paired & (nxt <= pl.col("_end"))).then(nxt).alias("_next"))
+        df = df.with_columns(
+            pl.when(pl.col("is_reply").gather(pl.col("_next"))).then(pl.col("_next")).alias("_reply"))
+        reply_at = pl.col("_reply")
+
         text = pl.coalesce(pl.col("body"), pl.lit(""))
         df = df.with_columns(
-            pl.col("ts"),
+            pl.col("line").gather(reply_at).alias("reply_line"),
+            pl.when(is_reply).then(pl.col("code")).otherwise(pl.col("code").gather(reply_at)).alias("reply"),
+            pl.col("reply_text").gather(reply_at).alias("reply_text"),
+            (pl.lit(ctx.source + "#L") + pl.col("session_start").cast(pl.String)).alias("session"),
             pl.lit(ctx.source).alias("source"),
             pl.lit(Ims55ProtocolReader.name).alias("format"),
             pl.lit(ctx.server, pl.String).alias("server"),
-            pl.when(pl.col("direction") == "in").then(peer_in).otherwise(None).alias("client_host"),
-            pl.when(pl.col("direction") == "out").then(peer_out).otherwise(None).alias("relay_host"),
-            pl.when(pl.col("is_connect")).then(text)
-            .when(pl.col("is_reply")).then(pl.col("reply_own_text"))
+            pl.when(pl.col("direction") == "in").then(pl.col("peer_in").gather(pl.col("_start")))
+            .otherwise(None).alias("client_host"),
+            pl.when(pl.col("direction") == "out").then(pl.col("peer_out").gather(pl.col("_start")))
+            .otherwise(None).alias("relay_host"),
+            pl.when(is_connect).then(text)
+            .when(is_reply).then(pl.col("reply_text"))
             .otherwise(pl.col("payload")).alias("text_first"),
         )
-        df = df.with_columns(
-            ip_or_null(pl.col("client_host")).alias("client_ip"),
+        hosts = df.select(pl.col("client_host").unique().drop_nulls())
+        hosts = hosts.with_columns(ip_or_null(pl.col("client_host")).alias("client_ip"))
+        df = df.join(hosts, on="client_host", how="left", maintain_order="left")
+        return df.with_columns(
             pl.when(pl.col("continued").is_not_null())
             .then(pl.col("text_first") + pl.lit("\n") + pl.col("continued"))
             .otherwise(pl.col("text_first")).alias("text"),
         )
-        return df
+
+    @staticmethod
+    def _auth_users(df: pl.DataFrame) -> pl.DataFrame:
+        """``auth_user``, as in smtp_columns.auth_user_column: decoded once per distinct
+        (mechanism, challenge, data), on the rows of an AUTH exchange only."""
+        is_auth_cmd = pl.col("verb") == "AUTH"
+        mech = (pl.when(is_auth_cmd).then(pl.col("mech")).when(pl.col("is_connect")).then(pl.lit(""))
+                .otherwise(None))
+        challenge = _previous(_fill_forward(pl.when(pl.col("is_reply")).then(pl.col("reply_text"))))
+        data = (pl.when(is_auth_cmd).then(pl.col("initial"))
+                .when(pl.col("smtp_event") == "auth").then(pl.col("payload")).otherwise(None))
+        keys = df.with_columns(
+            _fill_forward(mech).alias("auth_mech"),
+            pl.when(is_auth_cmd).then(None).otherwise(challenge).alias("auth_challenge"),
+            data.alias("auth_data"),
+        ).select("auth_mech", "auth_challenge", "auth_data")
+        wanted = keys["auth_data"].is_not_null()
+        at = wanted.arg_true()
+        rows = keys.filter(wanted)
+        users = {key: auth_user(*key) for key in rows.unique().iter_rows()}
+        found = pl.Series([users[key] for key in rows.iter_rows()], dtype=pl.String)
+        return df.with_columns(_scatter(df.height, at, found).alias("auth_user"))
+
+
+def _scatter(n: int, at: pl.Series, values: pl.Series) -> pl.Series:
+    """A column of ``n`` nulls with ``values`` put at the row positions ``at``."""
+    out = pl.repeat(None, n, dtype=values.dtype, eager=True)
+    return out.scatter(at, values) if at.len() else out
+
+
+def _masked(column: pl.Series, mask: pl.Series, compute) -> pl.Series:
+    """``compute`` run only on the rows where ``mask`` holds; null elsewhere."""
+    mask = mask.fill_null(False)
+    return _scatter(column.len(), mask.arg_true(), compute(column.filter(mask)))
+
+
+def _masked_groups(column: pl.Series, mask: pl.Series, pattern: str, names: tuple[str, ...]) -> dict[str, pl.Series]:
+    """The named groups of ``pattern`` (``str.extract_groups``), only on the rows where ``mask`` holds."""
+    mask = mask.fill_null(False)
+    at = mask.arg_true()
+    groups = column.filter(mask).str.extract_groups(pattern).struct.unnest()
+    return {name: _scatter(column.len(), at, groups[name]) for name in names}
+
+
+def _fill_forward(value: pl.Expr) -> pl.Expr:
+    """``value.forward_fill().over(session)`` on contiguous sessions (columns ``_i``, ``_start``)."""
+    last = pl.when(value.is_not_null()).then(pl.col("_i")).forward_fill()
+    return pl.when(last >= pl.col("_start")).then(value.forward_fill())
+
+
+def _previous(value: pl.Expr) -> pl.Expr:
+    """``value.shift(1).over(session)`` on contiguous sessions (column ``_first``)."""
+    return pl.when(~pl.col("_first")).then(value.shift(1))

@@ -22,6 +22,17 @@ VERB_EVENTS: dict[str, str] = {
     "ETRN": "etrn", "TURN": "turn", "ATRN": "turn", "XEXCH50": "command",
 }
 
+#: The first word of a command, when it is a plausible verb (group 1).
+VERB_WORD = r"^([A-Za-z][A-Za-z0-9_-]{0,15})(?:[ \t:]|$)"
+#: The first argument of a command (the HELO/EHLO name), group 1.
+FIRST_ARG = r"^[A-Za-z]+[ \t]+([^ \t]+)"
+#: The AUTH mechanism (group 1) and its optional initial response.
+AUTH_MECHANISM = r"^[A-Za-z]+[ \t]+([A-Za-z0-9_-]+)(?:[ \t]+([^ \t]+))?"
+#: The AUTH initial response (group 1).
+AUTH_INITIAL = r"^[A-Za-z]+[ \t]+[A-Za-z0-9_-]+[ \t]+([^ \t]+)"
+#: The ESMTP ``SIZE=`` parameter among MAIL FROM parameters (group 1).
+SIZE_PARAM = r"(?i)(?:^|[ \t])SIZE=([0-9]{1,18})"
+
 _IP = r"^\[?(?:[Ii][Pp][Vv]6:)?([0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9.]+)?)\]?$"
 
 
@@ -36,7 +47,7 @@ def command_columns(df: pl.DataFrame, *, payload_col: str, is_reply_col: str,
     ``smtp_event`` (from :data:`VERB_EVENTS`; ``auth`` for the data lines of an AUTH exchange, i.e.
     commands answering a ``334`` challenge)."""
     payload = pl.col(payload_col).fill_null("")
-    token = payload.str.extract(r"^([A-Za-z][A-Za-z0-9_-]{0,15})(?:[ \t:]|$)", 1).str.to_uppercase()
+    token = payload.str.extract(VERB_WORD, 1).str.to_uppercase()
     prev_reply = (
         pl.when(pl.col(is_reply_col)).then(pl.col("code")).otherwise(None)
         .forward_fill().shift(1).over(session_col)
@@ -60,7 +71,7 @@ def envelope_columns(df: pl.DataFrame, *, payload_col: str, session_col: str = "
     # A bare path keeps no stray brackets (a line cut off inside ``<...`` leaves one).
     path = pl.coalesce(pl.col("path"), pl.col("bare_path").str.strip_prefix("<").str.strip_suffix(">"))
     event = pl.col("smtp_event")
-    helo_arg = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+([^ \t]+)", 1)
+    helo_arg = pl.col(payload_col).str.extract(FIRST_ARG, 1)
     sender_mark = (
         pl.when(event == "mail").then(path.fill_null(""))
         .when(event.is_in(["rset", "helo"]) | pl.col("is_connect")).then(pl.lit("\x00"))
@@ -76,7 +87,7 @@ def envelope_columns(df: pl.DataFrame, *, payload_col: str, session_col: str = "
         helo_mark.forward_fill().over(session_col).alias("helo"),
         pl.when(event == "rcpt").then(path).otherwise(None).alias("recipient"),
         pl.when(event == "mail")
-        .then(pl.col("params").str.extract(r"(?i)(?:^|[ \t])SIZE=([0-9]{1,18})", 1).cast(pl.Int64, strict=False))
+        .then(pl.col("params").str.extract(SIZE_PARAM, 1).cast(pl.Int64, strict=False))
         .otherwise(None).alias("size"),
     )
     return df.with_columns(
@@ -123,8 +134,8 @@ def auth_user_column(df: pl.DataFrame, *, payload_col: str, session_col: str = "
     Decoding runs once per distinct (mechanism, challenge, data) triple, on AUTH rows only.
     """
     is_auth_cmd = pl.col("verb") == "AUTH"
-    args = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+([A-Za-z0-9_-]+)(?:[ \t]+([^ \t]+))?", 1)
-    initial = pl.col(payload_col).str.extract(r"^[A-Za-z]+[ \t]+[A-Za-z0-9_-]+[ \t]+([^ \t]+)", 1)
+    args = pl.col(payload_col).str.extract(AUTH_MECHANISM, 1)
+    initial = pl.col(payload_col).str.extract(AUTH_INITIAL, 1)
     df = df.with_columns(
         pl.when(is_auth_cmd).then(args.str.to_uppercase()).when(pl.col("is_connect")).then(pl.lit(""))
         .otherwise(None).forward_fill().over(session_col).alias("auth_mech"),
