@@ -161,7 +161,10 @@ def process_unit(unit: list[FileFacts], site: SiteProfile, year: int | None, out
             continue
         file_sha = sources[0].sha256 if len(sources) == 1 and "!" not in sources[0].path else ""
         if len(sources) != 1 or "!" in sources[0].path:
-            file_sha = _file_sha(facts.path)
+            try:
+                file_sha = _file_sha(facts.path)
+            except OSError:  # gone or unreadable since it was read: its members still count
+                file_sha = ""
         order = newest_first([s.path for s in sources])
         for source in sorted(sources, key=lambda s: order.index(s.path)):
             if source.sha256 in known_sha and known_sha[source.sha256] != source.path:
@@ -352,8 +355,8 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
           min_severity: str = "info", show_progress: bool = True, window_days: int = WINDOW_DAYS, scheduler: str | None = None) -> BatchResult:
     """Parse every input into the dataset under ``output`` (skipping what is done), then detect.
 
-    ``scheduler``: a Dask scheduler address (``tcp://host:8786``) or ``local`` runs the parsing as
-    tasks on a Dask cluster (logforensics.cluster); detection runs here either way.
+    ``scheduler``: a Dask scheduler address (``tcp://host:8786``) or ``local`` runs the work as
+    tasks on a Dask cluster (logforensics.cluster): the per-file parsing and the per-server detection.
     """
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -401,13 +404,20 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         manifest.update(files=done_files, inputs=sorted(inputs.values(), key=lambda x: x["path"]))
         write_manifest(out, manifest)  # after every unit: an interrupted run resumes from here
 
-    try:
-        if scheduler:
-            from logforensics.cluster import run_units_on_cluster  # needs the optional dask extra
+    cluster = None
+    if scheduler:  # parsing and per-server detection as tasks on a Dask cluster
+        from logforensics.cluster import ClusterSession  # needs the optional dask extra
 
-            run_units_on_cluster(scheduler, plan_units(todo), site, year, out, known_sha, jobs, progress, on_done)
+        cluster = ClusterSession(scheduler, jobs, progress)  # connects on first use
+    try:
+        if cluster is not None:
+            cluster.run_units(plan_units(todo), site, year, out, known_sha, on_done)
         else:
             _run_units(plan_units(todo), site, year, out, known_sha, jobs, progress, on_done)
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
     finally:
         progress.close()
     _drop_duplicates(out, inputs, affected)
@@ -415,7 +425,11 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
     parse_seconds = time.monotonic() - progress.start
     progress.note(f"parsed {len(todo)} file(s) in {parse_seconds:.1f} s")
     detect_start = time.monotonic()
-    detection, warnings = _detect(out, site, inputs, affected, manifest, progress, jobs, window_days)
+    try:
+        detection, warnings = _detect(out, site, inputs, affected, manifest, progress, jobs, window_days, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
     progress.note(f"detection: {detection.findings.height} findings in {time.monotonic() - detect_start:.1f} s")
     selected = select(detection, since=since, until=until, min_severity=min_severity)
     _write_frame(selected.findings, out / "findings.parquet")
@@ -463,7 +477,8 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set[str | None], manifest: dict,
-            progress: Progress, jobs: int = 1, window_days: int = WINDOW_DAYS) -> tuple[Detection, list[str]]:
+            progress: Progress, jobs: int = 1, window_days: int = WINDOW_DAYS,
+            cluster: object | None = None) -> tuple[Detection, list[str]]:
     """Findings for the affected servers, merged with the kept findings of the others."""
     lazy = scan_events(out)
     if lazy is None:
@@ -492,7 +507,9 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     frames = [kept]
     warnings: list[str] = []
     tasks = [(str(out), server, effective, shift, sha, window_days) for server in servers]
-    if jobs > 1 and len(servers) > 1:
+    if cluster is not None and tasks:  # workers need an absolute path to the shared dataset
+        results = cluster.map(detect_server, [(str(out.resolve()), *t[1:]) for t in tasks])  # type: ignore[attr-defined]
+    elif jobs > 1 and len(servers) > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(servers)), mp_context=ctx) as pool:
             results = list(pool.map(detect_server, *zip(*tasks, strict=True)))

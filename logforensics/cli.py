@@ -36,10 +36,27 @@ app = typer.Typer(
 
 SiteOption = Annotated[Path | None, typer.Option("--site", help="Site profile (TOML).", dir_okay=False)]
 PathsArg = Annotated[list[Path], typer.Argument(help="Log files or folders (searched recursively).")]
+StrictOption = Annotated[bool, typer.Option(
+    "--strict", help="Exit with code 4 (after writing the output) when any input has warnings, skipped "
+                     "lines or a status other than ok (unreadable, empty, unrecognised, ...).")]
 YearOption = Annotated[int | None, typer.Option(
     "--year", min=1970, max=2100,
     help="Year of the first line of syslog logs, whose stamps carry none (default: inferred from "
          "the file's modification time and rotation order; Dec -> Jan advances it).")]
+
+
+def _strict(inputs: list[InputReport] | list[dict], extra: list[str] | None = None) -> None:
+    """``--strict``: exit 4 when the run read anything less than cleanly; say why on stderr."""
+    rows = [i if isinstance(i, dict) else i.to_dict() for i in inputs]
+    bad = [r for r in rows if r.get("warnings") or r.get("skipped_lines") or r.get("status") != "ok"]
+    if not bad and not extra:
+        return
+    first = bad[0] if bad else None
+    why = (f"{first['path']}: status {first.get('status')}, {first.get('skipped_lines') or 0} skipped lines, "
+           f"{len(first.get('warnings') or [])} warnings" if first else (extra or [""])[0])
+    print(f"error: --strict: {len(bad)} input(s) with warnings, skipped lines or a non-ok status"
+          + (f", {len(extra)} run warning(s)" if extra else "") + f" (first: {why})", file=sys.stderr)
+    raise typer.Exit(4)
 
 
 def _site(path: Path | None) -> SiteProfile:
@@ -65,14 +82,21 @@ def parse(
     output: Annotated[Path, typer.Option("--output", "-o", help="Events file: .parquet, .csv or .jsonl.")],
     site: SiteOption = None,
     year: YearOption = None,
+    strict: StrictOption = False,
 ) -> None:
-    """Read logs into the common event schema and write the events."""
+    """Read logs into the common event schema and write the events.
+
+    Exit codes: 0 done; 2 user error (missing file, bad site profile); 4 --strict and an input was
+    not read cleanly.
+    """
     profile = _site(site)
     result = ingest(list(paths), profile, year=year)
     write_frame(result.events, output)
     _print_inputs(result.inputs)
     print(f"{result.events.height} events from {len(result.inputs)} inputs written to {output}",
           file=sys.stderr)
+    if strict:
+        _strict(result.inputs)
 
 
 def _when(text: str | None, option: str) -> datetime | None:
@@ -106,8 +130,13 @@ def scan(
     fail_on: Annotated[str | None, typer.Option(help="Exit 3 when a finding at or above this "
                                                 "severity exists.")] = None,
     year: YearOption = None,
+    strict: StrictOption = False,
 ) -> None:
-    """Find relay abuse: classify every inbound recipient, decide verdicts, group incidents."""
+    """Find relay abuse: classify every inbound recipient, decide verdicts, group incidents.
+
+    Exit codes: 0 done; 2 user error; 3 --fail-on matched; 4 --strict and an input was not read
+    cleanly (checked first).
+    """
     _severity(min_severity, "--min-severity")
     _severity(fail_on, "--fail-on")
     fmt = fmt or ("table" if output is None and sys.stdout.isatty() else "json")
@@ -119,6 +148,8 @@ def scan(
                       min_severity=min_severity, year=year)
     _print_inputs(result.inputs)
     write_scan(result, fmt, output)
+    if strict:
+        _strict(result.inputs)
     if fail_on and result.findings.height and any(
             severity_rank(s) >= severity_rank(fail_on) for s in result.findings["severity"].to_list()):
         raise typer.Exit(3)
@@ -137,13 +168,23 @@ def batch(
     min_severity: Annotated[str, typer.Option(help="Keep findings at or above this severity.")] = "info",
     year: YearOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    strict: StrictOption = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Run the parsing on a Dask cluster: "
+                                                  "a scheduler address (tcp://host:8786), or 'local' for a "
+                                                  "LocalCluster of --jobs workers. Needs logforensics[dask]; "
+                                                  "inputs and --output must be at the same path on every "
+                                                  "worker.")] = None,
 ) -> None:
-    """Process archived log trees (compressed, nested, many servers) into a resumable Parquet dataset."""
+    """Process archived log trees (compressed, nested, many servers) into a resumable Parquet dataset.
+
+    Exit codes: 0 done; 2 user error; 4 --strict and an input was not read cleanly.
+    """
     from logforensics.batch import batch as run_batch
 
     _severity(min_severity, "--min-severity")
     result = run_batch(list(paths), _site(site), output, jobs=jobs, year=year, since=_when(since, "--since"),
-                       until=_when(until, "--until"), min_severity=min_severity, show_progress=not quiet)
+                       until=_when(until, "--until"), min_severity=min_severity, show_progress=not quiet,
+                       scheduler=scheduler)
     statuses = Counter(i.get("status") for i in result.inputs)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -151,6 +192,8 @@ def batch(
           + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + "); "
           f"{result.detection.findings.height} findings in "
           f"{result.detection.incidents.height} incidents -> {result.output}", file=sys.stderr)
+    if strict:
+        _strict(result.inputs, result.warnings)
 
 
 @app.command()
@@ -162,8 +205,12 @@ def report(
     from_batch: Annotated[Path | None, typer.Option("--from-batch", help="Report on a batch output folder "
                                                     "instead of scanning PATHs.", file_okay=False)] = None,
     year: YearOption = None,
+    strict: StrictOption = False,
 ) -> None:
-    """Write the management report: one self-contained, offline HTML file with summary and dashboards."""
+    """Write the management report: one self-contained, offline HTML file with summary and dashboards.
+
+    Exit codes: 0 done; 2 user error; 4 --strict and an input (of the scan) was not read cleanly.
+    """
     from logforensics.report import from_batch as report_from_batch
     from logforensics.report import from_scan as report_from_scan
     from logforensics.report import write_report
@@ -176,11 +223,14 @@ def report(
         result = run_scan(list(paths), _site(site), year=year)
         _print_inputs(result.inputs)
         data = report_from_scan(result, list(paths))
+        strict_inputs: list[InputReport] = result.inputs
     else:
         raise LogForensicsError("give the log files or folders to report on, or --from-batch DIR")
     written = write_report(data, output)
     print(f"report on {data.findings.height} findings in {data.incidents.height} incidents written to "
           f"{written}", file=sys.stderr)
+    if strict and paths:
+        _strict(strict_inputs)
 
 
 @app.command()
@@ -212,6 +262,34 @@ def classify(
 
 
 @app.command()
+def verify(
+    result: Annotated[Path, typer.Argument(help="A scan JSON document, or a batch output folder or its "
+                                           "manifest.json.")],
+    root: Annotated[Path | None, typer.Option("--root", help="Folder that relative input paths are "
+                                              "taken from (default: the current folder).",
+                                              file_okay=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Re-hash the inputs of an earlier run and report any change: ok, changed, missing, unreadable.
+
+    Exit codes: 0 every input is unchanged; 1 any input changed, is missing or cannot be read;
+    2 user error (RESULT is not a scan document or batch manifest).
+    """
+    from logforensics.verify import PASSING, render_table
+    from logforensics.verify import verify as run_verify
+
+    if fmt not in ("table", "json"):
+        raise LogForensicsError("--format must be table or json")
+    checks = run_verify(result, root)
+    if fmt == "json":
+        print(json.dumps([c.to_dict() for c in checks], indent=2, ensure_ascii=False))
+    else:
+        print(render_table(checks))
+    if any(c.status not in PASSING for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
 def formats() -> None:
     """List the supported log formats."""
     for name, reader in READERS.items():
@@ -230,4 +308,11 @@ def main() -> None:
         app()
     except LogForensicsError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except BrokenPipeError:  # output piped into head, less, ...
+        sys.stderr.close()
+        sys.exit(1)
+    except OSError as exc:  # an output that cannot be written (a folder, no permission, disk full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         sys.exit(2)
