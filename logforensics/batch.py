@@ -44,7 +44,8 @@ from logforensics.detect.infer import infer_profile, shift_protocol_times
 from logforensics.detect.pipeline import Detection, select
 from logforensics.errors import LogForensicsError
 from logforensics.ingest import InputReport, YearAnchors, read_one
-from logforensics.rotation import newest_first, rotation_key
+from logforensics.readers.syslog import YearHint
+from logforensics.rotation import newest_first, rotation_date, rotation_key
 from logforensics.schema import EVENT_SCHEMA, conform
 from logforensics.site import SiteProfile
 from logforensics.source_lines import SourceLines
@@ -104,15 +105,50 @@ def discover(paths: list[str | Path]) -> list[FileFacts]:
 
 
 def plan_units(files: list[FileFacts]) -> list[list[FileFacts]]:
-    """Rotation groups, newest file first in each, largest group first (for load balance)."""
+    """One unit per file (an archive's members stay together), largest first (for load balance).
+
+    The files of one rotated log are parsed in parallel with provisional years (the rotation date in
+    the name, else the file's mtime); :func:`reconcile_years` then checks each against the rotation
+    order, as ``scan`` reads it, and re-parses the rare file whose year it changes.
+    """
+    return [[f] for f in sorted(files, key=lambda f: (-max(f.size, 0), f.path))]
+
+
+def reconcile_years(files: list[FileFacts], inputs: dict[str, dict], site: SiteProfile, year: int | None,
+                    out: str, known_sha: dict[str, str]) -> list[str]:
+    """Give year-less files the years ``scan`` gives them; returns the paths parsed again.
+
+    Within a rotation group, newest first: a file whose name carries no date and that has a newer
+    file is anchored by that file's first line (rotation order), not by its own mtime. When that
+    anchor gives its last line another year than the provisional parse did, the file is parsed again
+    with it (this happens when copying the evidence reset the mtimes).
+    """
+    if year is not None:
+        return []
     groups: dict[str, list[FileFacts]] = {}
     for f in files:
         groups.setdefault(rotation_key(f.path).group, []).append(f)
-    units = []
+    redone = []
     for members in groups.values():
         order = newest_first([m.path for m in members])
-        units.append(sorted(members, key=lambda m: order.index(m.path)))
-    return sorted(units, key=lambda u: -sum(max(f.size, 0) for f in u))
+        newer: tuple[int, int] | None = None
+        for f in sorted(members, key=lambda m: order.index(m.path)):
+            entry = inputs.get(f.path)
+            if entry is None or entry.get("status") != "ok" or not entry.get("first_month"):
+                continue  # no dated line (or an archive): the newer anchor carries on, as in scan
+            if newer is not None and rotation_date(f.path) is None and entry.get("last_month"):
+                last_year, last_month = entry["last_month"]
+                chained = newer[0] if last_month <= newer[1] else newer[0] - 1
+                if chained != last_year:
+                    hint = YearHint(end_at=tuple(newer), end_source="rotation order")
+                    for rel in entry.get("parts", []):  # other years, other day partitions
+                        (Path(out) / rel).unlink(missing_ok=True)
+                    for e in process_unit([f], site, None, out, known_sha, None, {f.path: hint}):
+                        inputs[e["path"]] = e
+                    entry = inputs[f.path]
+                    redone.append(f.path)
+            newer = tuple(entry["first_month"]) if entry.get("first_month") else newer
+    return redone
 
 
 def input_key(path: str) -> str:
@@ -142,7 +178,8 @@ def _write_parts(events: pl.DataFrame, out: Path, key: str) -> list[str]:
 
 
 def process_unit(unit: list[FileFacts], site: SiteProfile, year: int | None, out: str,
-                 known_sha: dict[str, str], progress: object | None = None) -> list[dict]:
+                 known_sha: dict[str, str], progress: object | None = None,
+                 hints: dict[str, YearHint] | None = None) -> list[dict]:
     """Parse the files of one unit (newest first) and write their events. Returns manifest entries.
 
     An input whose SHA-256 is already in ``known_sha`` (done under another path) is not parsed again.
@@ -175,7 +212,8 @@ def process_unit(unit: list[FileFacts], site: SiteProfile, year: int | None, out
                                 "file": facts.path, "file_sha256": file_sha, "parts": [], "servers": []})
                 continue
             try:
-                events, report, _lines = read_one(source, site, year_hint=anchors.hint(source))
+                hint = (hints or {}).get(source.path) or anchors.hint(source)
+                events, report, _lines = read_one(source, site, year_hint=hint)
                 del _lines
                 parts = _write_parts(events, out_dir, input_key(source.path))
             except Exception as exc:  # a reader bug must not cost the rest of the archive
@@ -187,7 +225,8 @@ def process_unit(unit: list[FileFacts], site: SiteProfile, year: int | None, out
             anchors.record(report)
             servers = sorted({s or "" for s in events["server"].unique().to_list()}) if events.height else []
             entries.append({**report.to_dict(), "file": facts.path, "file_sha256": file_sha, "parts": parts,
-                            "servers": servers, "first_month": report.first_month})
+                            "servers": servers, "first_month": report.first_month,
+                            "last_month": report.last_month})
             del events, source
         _tick(progress, facts)
     return entries
@@ -420,6 +459,9 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         raise
     finally:
         progress.close()
+    for path in reconcile_years(todo, inputs, site, year, str(out), known_sha):
+        progress.note(f"{path}: parsed again with the year its rotation order gives")
+        affected.update(s or None for s in inputs[path].get("servers", []))
     _drop_duplicates(out, inputs, affected)
 
     parse_seconds = time.monotonic() - progress.start

@@ -49,6 +49,7 @@ class InputReport:
     mtime: float | None = None
     #: (year, month) of the first dated line, for year-less formats (not part of the report).
     first_month: tuple[int, int] | None = field(default=None, repr=False)
+    last_month: tuple[int, int] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -139,6 +140,7 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
     hint = year_hint or YearHint.from_mtime(source.mtime)
     result = READERS[fmt]().read(lines, ReadContext(source.path, site, server, hint))
     report.first_month = result.first_month
+    report.last_month = result.last_month
     report.events = result.events.height
     report.skipped_lines = result.skipped
     report.warnings += result.warnings

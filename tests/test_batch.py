@@ -15,7 +15,7 @@ import pytest
 
 from logforensics.batch import batch, plan_units, scan_events
 from logforensics.scan import scan
-from logforensics.site import load_site_profile
+from logforensics.site import SiteProfile, load_site_profile
 from tests.conftest import SAMPLES
 
 SITE = load_site_profile(SAMPLES / "site-ims55.toml")
@@ -172,21 +172,48 @@ def test_progress_prints_plain_lines_when_not_a_terminal(tmp_path, capsys):
     assert "batch: 1/6 files" in err and "MB/s" in err and "ETA" in err
 
 
-def test_units_keep_a_rotation_together_newest_first():
+def test_units_are_files_largest_first():
     from logforensics.batch import FileFacts
 
     files = [FileFacts(p, s, 0.0) for p, s in [("/a/mail.log.2.gz", 5), ("/a/mail.log", 1),
                                                ("/a/mail.log.1", 2), ("/b/L0000000.LOG", 100)]]
-    units = plan_units(files)
-    assert [[f.path for f in u] for u in units] == [["/b/L0000000.LOG"],
-                                                    ["/a/mail.log", "/a/mail.log.1", "/a/mail.log.2.gz"]]
+    assert [[f.path for f in u] for u in plan_units(files)] == [
+        ["/b/L0000000.LOG"], ["/a/mail.log.2.gz"], ["/a/mail.log.1"], ["/a/mail.log"]]
 
 
-def test_windowed_detection_gives_the_unwindowed_findings(tmp_path):
-    """Detection walks each server in day windows with margins; one-day windows over every sample
-    (sessions across midnight, deliveries hours later, the New Year roll-overs) change nothing."""
-    site = load_site_profile(SAMPLES / "site.toml")
-    scanned = scan([SAMPLES], site)
-    windowed = batch([SAMPLES], site, tmp_path / "out", jobs=1, show_progress=False, window_days=1)
-    assert scanned.findings.height > 50
-    assert comparable(windowed.detection.findings) == comparable(scanned.findings)
+def _rotated_postfix(root: Path, *, trusted_mtimes: bool) -> Path:
+    """mail.log, mail.log.1, mail.log.2.gz across New Year 2004/2005; mail.log was last written on
+    3 Jan 2005. With untrusted mtimes the older files look copied in 2026."""
+    import os
+    from datetime import UTC, datetime
+
+    def line(stamp: str, n: int, rcpt: str) -> str:
+        return (f"{stamp} mx1 postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from unknown[203.0.113.{n}]: 554 5.7.1 "
+                f"<{rcpt}>: Relay access denied; from=<s@spam.example> to=<{rcpt}> proto=SMTP helo=<x>\n")
+
+    logs = root / "mx1" / "var" / "log"
+    logs.mkdir(parents=True)
+    (logs / "mail.log").write_text(line("Jan  2 10:00:00", 1, "a@far.example"))
+    (logs / "mail.log.1").write_text(line("Dec 31 23:00:00", 3, "b@far.example")
+                                     + line("Jan  1 01:00:00", 4, "c@far.example"))
+    (logs / "mail.log.2.gz").write_bytes(gzip.compress(line("Dec 24 08:00:00", 5, "d@far.example").encode()))
+    newest = datetime(2005, 1, 3, 12, 0, tzinfo=UTC).timestamp()
+    stamps = {"mail.log": newest, "mail.log.1": newest - 86400, "mail.log.2.gz": newest - 7 * 86400}
+    for name, when in stamps.items():
+        if not trusted_mtimes and name != "mail.log":
+            when = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+        os.utime(logs / name, (when, when))
+    return root
+
+
+@pytest.mark.parametrize("trusted_mtimes", [True, False])
+def test_rotated_files_parse_in_parallel_and_get_scans_years(tmp_path, trusted_mtimes):
+    """Each rotated file is its own task; when copying reset the older files' mtimes, the years from
+    rotation order win (as in scan) and those files are parsed again, without doubling events."""
+    root = _rotated_postfix(tmp_path / "in", trusted_mtimes=trusted_mtimes)
+    site = SiteProfile(timezone="UTC")
+    scanned = scan([root], site)
+    result = batch([root], site, tmp_path / "out", jobs=2, show_progress=False)
+    assert comparable(result.detection.findings) == comparable(scanned.findings)
+    assert sorted(t.year for t in result.detection.findings["time"]) == [2004, 2004, 2005, 2005]
+    assert scan_events(tmp_path / "out").collect().height == scanned.events.height

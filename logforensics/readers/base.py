@@ -42,6 +42,8 @@ class ReadResult:
     #: (year, month) of the first dated line in local time, for year-less formats: it anchors the
     #: year of the next older rotated file.
     first_month: tuple[int, int] | None = None
+    #: (year, month) of the last dated line in local time (batch checks its provisional years with it).
+    last_month: tuple[int, int] | None = None
 
 
 class Reader(Protocol):

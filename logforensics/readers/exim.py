@@ -33,7 +33,7 @@ from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
 from logforensics.readers.smtp_columns import ip_or_null
-from logforensics.readers.syslog import first_dated_month, split_syslog, syslog_times
+from logforensics.readers.syslog import first_dated_month, last_dated_month, split_syslog, syslog_times
 from logforensics.schema import UTC_DATETIME, conform
 from logforensics.timeconv import wall_clock_to_utc
 
@@ -196,6 +196,7 @@ class EximReader:
             not_mail=int((frame["role"] == "not_mail").sum()),
             warnings=warnings,
             first_month=first_dated_month(parsed, parsed["ts"], zone) if parsed.height else None,
+            last_month=last_dated_month(parsed["ts"], zone) if parsed.height else None,
         )
 
     @staticmethod

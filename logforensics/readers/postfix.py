@@ -37,7 +37,7 @@ from grammars import smtp as smtp_grammar
 from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
-from logforensics.readers.syslog import first_dated_month, split_syslog, syslog_times
+from logforensics.readers.syslog import first_dated_month, last_dated_month, split_syslog, syslog_times
 from logforensics.schema import conform
 
 #: SMTP command in an action line -> event.
@@ -154,6 +154,7 @@ class PostfixReader:
             not_mail=int(frame["is_other"].sum()),
             warnings=warnings,
             first_month=first_dated_month(frame, ts, zone),
+            last_month=last_dated_month(ts, zone),
         )
 
     @staticmethod

@@ -35,7 +35,7 @@ from grammars import sendmail as grammar
 from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
-from logforensics.readers.syslog import first_dated_month, split_syslog, syslog_times
+from logforensics.readers.syslog import first_dated_month, last_dated_month, split_syslog, syslog_times
 from logforensics.schema import EVENT_SCHEMA, conform
 
 #: Mailers that hand the message to another host over SMTP.
@@ -190,6 +190,7 @@ class SendmailReader:
             not_mail=comment.height + other.height + repeat.height - repeat_mail.height,
             warnings=warnings,
             first_month=first_dated_month(frame, ts, zone),
+            last_month=last_dated_month(ts, zone),
         )
 
     # -- events ------------------------------------------------------------------------------

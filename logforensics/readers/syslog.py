@@ -176,6 +176,15 @@ def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple
     return ts, warning
 
 
+def last_dated_month(ts: pl.Series, zone: str) -> tuple[int, int] | None:
+    """(year, month) of the last dated line, in ``zone``."""
+    dated = ts.drop_nulls()
+    if dated.is_empty():
+        return None
+    last = dated.tail(1).dt.convert_time_zone(zone)[0]
+    return last.year, last.month
+
+
 def first_dated_month(frame: pl.DataFrame, ts: pl.Series, zone: str) -> tuple[int, int] | None:
     """(year, month) of the first dated line, in ``zone``: the end anchor for the next older file."""
     dated = ts.drop_nulls()
