@@ -170,7 +170,7 @@ def failed_entries(unit: list[FileFacts], exc: BaseException | None) -> list[dic
     """Manifest entries for the files of a unit whose task failed for good (not marked done)."""
     reason = f"{type(exc).__name__}: {exc}" if exc is not None else "cancelled"
     return [{**InputReport(f.path, "", max(f.size, 0), None, status="error", mtime=f.mtime, warnings=[
-        f"{f.path}: the cluster task reading this file's rotation group failed after retries ({reason}); "
+        f"{f.path}: the cluster task reading this file failed after retries ({reason}); "
         "this input was skipped and the next run tries it again"]).to_dict(),
         "file": f.path, "file_sha256": "", "parts": [], "servers": []} for f in unit]
 
