@@ -183,3 +183,22 @@ def test_incidents_split_by_client_and_time_gap(tmp_path):
     assert inc == [("a.example", 2), ("b.example", 1), ("a.example", 1)]
     assert result.incidents["victim_domains"].to_list()[0] == ["hotmail.com"]
     assert pl.Series(result.findings["incident"]).n_unique() == 3
+
+
+def test_session_probes_by_distinct_values_equal_the_row_expression():
+    """session_probes evaluates the fingerprints per distinct value; the per-row expression agrees."""
+    import polars as pl
+
+    from logforensics.detect.probes import probe_expr, session_probes
+
+    rows = pl.DataFrame({
+        "session": ["a", "a", "b", "b", "c", "d", "d", "e"],
+        "helo": ["nmap.scanme.org", None, "X", None, "cygnus.mail-abuse.org", "mail.example", None, None],
+        "sender": [None, "antispam@x.example", None, "sender@example.com", None, None,
+                   "CloseYourOpenRelay@aol.com", None],
+        "recipient": [None, None, None, "target@example.com", None, None, None, "relaytest%x@y"],
+    })
+    by_row = (rows.select("session", probe_expr().alias("probe")).drop_nulls()
+              .group_by("session").agg(pl.col("probe").mode().sort().first()))
+    assert session_probes(rows).sort("session").rows() == by_row.sort("session").rows() == [
+        ("a", "nmap"), ("b", "metasploit"), ("c", "maps"), ("d", "aol"), ("e", "nmap")]

@@ -48,10 +48,24 @@ def probe_expr() -> pl.Expr:
 
 
 def session_probes(rows: pl.DataFrame) -> pl.DataFrame:
-    """Per session: the probe tool whose fingerprint any of its rows carries (session, probe)."""
+    """Per session: the probe tool whose fingerprint any of its rows carries (session, probe).
+
+    The patterns run once per distinct value of each field, not once per row (the same result as
+    :func:`probe_expr` on every row).
+    """
     if rows.is_empty():
         return pl.DataFrame(schema={"session": pl.String, "probe": pl.String})
     marked = rows.filter(pl.col("helo").is_not_null() | pl.col("sender").is_not_null()
-                         | pl.col("recipient").is_not_null())
-    tagged = marked.select("session", probe_expr().alias("probe")).drop_nulls()
+                         | pl.col("recipient").is_not_null()).select("session", "helo", "sender", "recipient")
+    distinct = {col: marked[col].drop_nulls().unique() for col in ("helo", "sender", "recipient")}
+    expr = pl.lit(None, pl.String)
+    for tool in reversed(list(PROBE_SIGNATURES)):
+        cond = pl.lit(False)
+        for column, pattern in PROBE_SIGNATURES[tool]:
+            values = distinct[column]
+            hits = values.filter(values.str.to_lowercase().str.contains(pattern))
+            if hits.len():
+                cond = cond | pl.col(column).is_in(hits.implode())
+        expr = pl.when(cond).then(pl.lit(tool)).otherwise(expr)
+    tagged = marked.select("session", expr.alias("probe")).drop_nulls()
     return tagged.group_by("session").agg(pl.col("probe").mode().sort().first())
