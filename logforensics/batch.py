@@ -338,20 +338,33 @@ def _run_units(units: list[list[FileFacts]], site: SiteProfile, year: int | None
             queue = _InlineQueue(progress)
             on_done(process_unit(unit, site, year, str(out), known_sha, queue))
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    os.environ.setdefault("POLARS_MAX_THREADS", str(threads))  # workers inherit it
-    ctx = multiprocessing.get_context("spawn")  # Polars is multi-threaded: never fork it
-    with ctx.Manager() as manager:
-        queue = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            pending: set[Future] = {pool.submit(process_unit, u, site, year, str(out), known_sha, queue)
-                                    for u in units}
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                _drain(queue, progress)
-                for fut in done:
-                    on_done(fut.result())
-            _drain(queue, progress)
+    pool = _pool(jobs)
+    pending: dict[Future, list[FileFacts]] = {
+        pool.submit(process_unit, u, site, year, str(out), known_sha, None): u for u in units}
+    while pending:  # one file per unit (an archive's members together): progress ticks per unit
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            for facts in pending.pop(fut):
+                progress.advance(facts.path, max(facts.size, 0))
+            on_done(fut.result())
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes for this run, shared by parsing and detection (started once)."""
+    if jobs not in _POOLS:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        os.environ.setdefault("POLARS_MAX_THREADS", str(threads))  # workers inherit it
+        ctx = multiprocessing.get_context("spawn")  # Polars is multi-threaded: never fork it
+        _POOLS[jobs] = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    return _POOLS[jobs]
+
+
+def _close_pools() -> None:
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown()
 
 
 class _InlineQueue:
@@ -360,15 +373,6 @@ class _InlineQueue:
 
     def put(self, item: tuple[str, int]) -> None:
         self.progress.advance(*item)
-
-
-def _drain(queue: object, progress: Progress) -> None:
-    while True:
-        try:
-            item = queue.get_nowait()  # type: ignore[attr-defined]
-        except Exception:
-            return
-        progress.advance(*item)
 
 
 def scan_events(out: Path, *, keep_day: bool = False) -> pl.LazyFrame | None:
@@ -454,6 +458,7 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         else:
             _run_units(plan_units(todo), site, year, out, known_sha, jobs, progress, on_done)
     except BaseException:
+        _close_pools()
         if cluster is not None:
             cluster.close()
         raise
@@ -470,6 +475,7 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
     try:
         detection, warnings = _detect(out, site, inputs, affected, manifest, progress, jobs, window_days, cluster)
     finally:
+        _close_pools()
         if cluster is not None:
             cluster.close()
     progress.note(f"detection: {detection.findings.height} findings in {time.monotonic() - detect_start:.1f} s")
@@ -552,9 +558,7 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     if cluster is not None and tasks:  # workers need an absolute path to the shared dataset
         results = cluster.map(detect_server, [(str(out.resolve()), *t[1:]) for t in tasks])  # type: ignore[attr-defined]
     elif jobs > 1 and len(servers) > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(servers)), mp_context=ctx) as pool:
-            results = list(pool.map(detect_server, *zip(*tasks, strict=True)))
+        results = list(_pool(jobs).map(detect_server, *zip(*tasks, strict=True)))
     else:
         results = [detect_server(*task) for task in tasks]
     for path, server_warnings in results:
