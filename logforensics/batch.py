@@ -517,6 +517,12 @@ def _drop_duplicates(out: Path, inputs: dict[str, dict], affected: set[str | Non
             *e.get("warnings", []), f"{path}: identical to {first[e['sha256']]} (same SHA-256); not counted twice"])
 
 
+def site_is_complete(site: SiteProfile) -> bool:
+    """True when the profile gives every key that zero configuration would otherwise infer."""
+    return bool(site.timezone and site.server_names and site.local_domains and site.forward_all_to is not None
+                and site.reroute_inbound is not None and site.relay_policy != "unknown")
+
+
 def _write_frame(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -532,10 +538,13 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     if lazy is None:
         findings, incidents = group_incidents(empty_findings())
         return Detection(site, findings, incidents), []
-    infer_rows = lazy.filter(pl.col("event").is_in(["rcpt", "tracking", "helo", "connect", "deliver"])
-                             | (pl.col("reply") == 235)).select(INFER_COLUMNS).collect()
-    effective, shift = infer_profile(infer_rows, site)
-    del infer_rows
+    if site_is_complete(site):  # nothing to infer: skip reading the dataset for it
+        effective, shift = site, 0
+    else:
+        infer_rows = lazy.filter(pl.col("event").is_in(["rcpt", "tracking", "helo", "connect", "deliver"])
+                                 | (pl.col("reply") == 235)).select(INFER_COLUMNS).collect()
+        effective, shift = infer_profile(infer_rows, site)
+        del infer_rows
     all_servers = [None if s is None else s for s in
                    lazy.select(pl.col("server").unique()).collect()["server"].to_list()]
     previous = out / ALL_FINDINGS

@@ -221,7 +221,7 @@ def site_profile_from_dict(data: dict[str, Any], *, source: str | None = None) -
         if values["ims_date_order"] not in DATE_ORDERS:
             raise fail("ims_date_order", f"must be one of {', '.join(DATE_ORDERS)}")
     if "forward_all_to" in values:
-        values["forward_all_to"] = values["forward_all_to"].lower() or None
+        values["forward_all_to"] = values["forward_all_to"].lower()  # "" = no smart host (not inferred)
     if "reroute_inbound" in data:
         if not isinstance(data["reroute_inbound"], bool):
             raise fail("reroute_inbound", "must be true or false")

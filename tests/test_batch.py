@@ -16,7 +16,7 @@ import pytest
 from logforensics.batch import batch, plan_units, scan_events
 from logforensics.scan import scan
 from logforensics.site import SiteProfile, load_site_profile
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 
 SITE = load_site_profile(SAMPLES / "site-ims55.toml")
 EXCH = SAMPLES / "ims55" / "EXCH01" / "Exchsrvr"
@@ -217,3 +217,14 @@ def test_rotated_files_parse_in_parallel_and_get_scans_years(tmp_path, trusted_m
     assert comparable(result.detection.findings) == comparable(scanned.findings)
     assert sorted(t.year for t in result.detection.findings["time"]) == [2004, 2004, 2005, 2005]
     assert scan_events(tmp_path / "out").collect().height == scanned.events.height
+
+
+def test_a_complete_profile_skips_inference_and_still_matches_scan(tmp_path):
+    from logforensics.batch import site_is_complete
+
+    site = load_site_profile(ROOT / "benchmarks" / "site-archive.toml")
+    assert site_is_complete(site) and not site_is_complete(SITE)
+    scanned = scan([SAMPLES], site)
+    result = batch([SAMPLES], site, tmp_path / "out", jobs=1, show_progress=False)
+    assert result.detection.site.inferred == {} and scanned.site.inferred == {}
+    assert comparable(result.detection.findings) == comparable(scanned.findings)
