@@ -223,7 +223,7 @@ def test_a_complete_profile_skips_inference_and_still_matches_scan(tmp_path):
     from logforensics.batch import site_is_complete
 
     site = load_site_profile(ROOT / "benchmarks" / "site-archive.toml")
-    assert site_is_complete(site) and not site_is_complete(SITE)
+    assert site_is_complete(site) and not site_is_complete(SiteProfile(timezone="UTC"))
     scanned = scan([SAMPLES], site)
     result = batch([SAMPLES], site, tmp_path / "out", jobs=1, show_progress=False)
     assert result.detection.site.inferred == {} and scanned.site.inferred == {}
