@@ -59,9 +59,16 @@ ALL_FINDINGS = "state/all-findings.parquet"
 #: window of one server, never by the archive. Each window also loads a margin before it (sessions,
 #: clock offsets) and after it (queue lifetime plus the outbound-matching window), and keeps only
 #: the findings whose time falls inside it, so the windows give exactly the unwindowed findings.
-WINDOW_DAYS = 31
+WINDOW_DAYS = 7
 MARGIN_BEFORE = timedelta(days=1)
+#: After the window: every row for an hour (tracking records covered by a protocol RCPT within ten
+#: minutes), then only the rows that can prove what became of mail offered inside the window:
+#: deliveries and queue-manager lines (queue lifetime, 10 days), outbound tracking records and
+#: outbound RCPTs (48 hours).
+MARGIN_AFTER_ALL = timedelta(hours=1)
 MARGIN_AFTER = timedelta(days=11)
+OUTCOME_ROWS = (pl.col("event").is_in(["deliver", "queued", "tracking"])
+                | ((pl.col("event") == "rcpt") & (pl.col("direction") == "out")))
 
 #: Columns detection needs (``text`` and a few others stay on disk).
 DETECT_COLUMNS = [c for c in EVENT_SCHEMA if c not in ("text", "size", "transport", "verb")]
@@ -607,7 +614,8 @@ def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, s
             end = start + step
             lo, hi = start - MARGIN_BEFORE, end + MARGIN_AFTER
             rows = mine.filter((pl.col("day") >= f"{lo:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")
-                               & (pl.col("ts") >= lo) & (pl.col("ts") < hi))
+                               & (pl.col("ts") >= lo) & (pl.col("ts") < hi)
+                               & ((pl.col("ts") < end + MARGIN_AFTER_ALL) | OUTCOME_ROWS))
             found = findings_of(rows)
             frames.append(found.filter((pl.col("time") >= start) & (pl.col("time") < end)))
             start = end

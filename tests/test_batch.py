@@ -228,3 +228,26 @@ def test_a_complete_profile_skips_inference_and_still_matches_scan(tmp_path):
     result = batch([SAMPLES], site, tmp_path / "out", jobs=1, show_progress=False)
     assert result.detection.site.inferred == {} and scanned.site.inferred == {}
     assert comparable(result.detection.findings) == comparable(scanned.findings)
+
+
+def test_a_delivery_days_after_the_window_still_makes_the_relay(tmp_path):
+    """Mail offered at 23:50 and delivered after a retry two days later: the outcome rows in the
+    window's margin link it, so one-day windows give scan's verdict."""
+    log = tmp_path / "in" / "mx1" / "var" / "log" / "mail.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        "Jan  5 23:50:00 mx1 postfix/smtpd[100]: connect from spam.example[203.0.113.9]\n"
+        "Jan  5 23:50:01 mx1 postfix/smtpd[100]: ABC123DEF0: client=spam.example[203.0.113.9]\n"
+        "Jan  5 23:50:02 mx1 postfix/qmgr[200]: ABC123DEF0: from=<x@spam.example>, size=900, nrcpt=1 "
+        "(queue active)\n"
+        "Jan  5 23:50:03 mx1 postfix/smtp[300]: ABC123DEF0: to=<victim@far.example>, relay=none, delay=1, "
+        "delays=0/0/1/0, dsn=4.4.1, status=deferred (connect to mx.far.example[198.51.100.7]:25: timed out)\n"
+        "Jan  7 02:10:00 mx1 postfix/smtp[301]: ABC123DEF0: to=<victim@far.example>, "
+        "relay=mx.far.example[198.51.100.7]:25, delay=8000, delays=0/0/1/1, dsn=2.0.0, status=sent (250 Ok)\n"
+        "Jan  7 02:10:00 mx1 postfix/qmgr[200]: ABC123DEF0: removed\n")
+    site = SiteProfile(timezone="UTC", local_domains=("acme-widgets.com",))
+    scanned = scan([tmp_path / "in"], site, year=2005)
+    result = batch([tmp_path / "in"], site, tmp_path / "out", jobs=1, show_progress=False, year=2005,
+                   window_days=1)
+    assert scanned.findings["verdict"].to_list() == ["relayed"]
+    assert comparable(result.detection.findings) == comparable(scanned.findings)
