@@ -60,7 +60,8 @@ ALL_FINDINGS = "state/all-findings.parquet"
 #: clock offsets) and after it (queue lifetime plus the outbound-matching window), and keeps only
 #: the findings whose time falls inside it, so the windows give exactly the unwindowed findings.
 WINDOW_DAYS = 7
-MARGIN_BEFORE = timedelta(days=1)
+#: Before the window: sessions that began a little earlier (their HELO and AUTH lines).
+MARGIN_BEFORE = timedelta(hours=1)
 #: After the window: every row for an hour (tracking records covered by a protocol RCPT within ten
 #: minutes), then only the rows that can prove what became of mail offered inside the window:
 #: deliveries and queue-manager lines (queue lifetime, 10 days), outbound tracking records and
@@ -587,6 +588,32 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     return Detection(effective, findings, incidents), warnings
 
 
+#: A window closes early once it holds this many events (busy servers get shorter windows, down to
+#: one hour).
+WINDOW_ROWS = 250_000
+
+
+def time_windows(lo: datetime, hi: datetime, counts: dict[datetime, int], window_days: int,
+                 max_rows: int | None = None) -> list[tuple[datetime, datetime]]:
+    """Consecutive [start, end) windows of whole UTC hours covering ``lo - 1 day .. hi + 1 day``: at
+    most ``window_days`` days and, unless a single hour is bigger, at most ``max_rows`` events each.
+    ``counts`` maps an hour (truncated UTC datetime) to its number of events."""
+    max_rows = WINDOW_ROWS if max_rows is None else max_rows
+    hour = timedelta(hours=1)
+    start = datetime.combine(lo.date(), datetime.min.time(), UTC) - timedelta(days=1)
+    last = datetime.combine(hi.date(), datetime.min.time(), UTC) + timedelta(days=2)
+    limit = timedelta(days=window_days)
+    windows, cursor, rows = [], start, 0
+    while cursor < last:
+        n = counts.get(cursor, 0)
+        if cursor > start and (cursor - start >= limit or rows + n > max_rows):
+            windows.append((start, cursor))
+            start, rows = cursor, 0
+        rows, cursor = rows + n, cursor + hour
+    windows.append((start, cursor))
+    return windows
+
+
 def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str],
                   window_days: int = WINDOW_DAYS) -> tuple[str, list[str]]:
     """Findings of one server from the dataset, window by window (in a worker process when there are
@@ -607,18 +634,16 @@ def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, s
 
     frames = []
     if bounds["lo"] is not None:
-        start = datetime.combine(bounds["lo"].date(), datetime.min.time(), UTC) - timedelta(days=1)
-        last = bounds["hi"] + timedelta(days=1)
-        step = timedelta(days=window_days)
-        while start <= last:
-            end = start + step
-            lo, hi = start - MARGIN_BEFORE, end + MARGIN_AFTER
+        counts = dict(mine.filter(pl.col("ts").is_not_null()).group_by(pl.col("ts").dt.truncate("1h"))
+                      .agg(pl.len()).collect().iter_rows())
+        reach = timedelta(minutes=abs(shift)) + MARGIN_AFTER_ALL  # the clock shift moves rows across edges
+        for start, end in time_windows(bounds["lo"], bounds["hi"], counts, window_days):
+            lo, hi = start - reach - MARGIN_BEFORE, end + MARGIN_AFTER
             rows = mine.filter((pl.col("day") >= f"{lo:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")
                                & (pl.col("ts") >= lo) & (pl.col("ts") < hi)
-                               & ((pl.col("ts") < end + MARGIN_AFTER_ALL) | OUTCOME_ROWS))
+                               & ((pl.col("ts") < end + reach) | OUTCOME_ROWS))
             found = findings_of(rows)
             frames.append(found.filter((pl.col("time") >= start) & (pl.col("time") < end)))
-            start = end
     if bounds["nulls"]:
         frames.append(findings_of(mine.filter(pl.col("ts").is_null())).filter(pl.col("time").is_null()))
     findings = pl.concat([f for f in frames if f.height] or [empty_findings()])

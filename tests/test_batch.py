@@ -251,3 +251,14 @@ def test_a_delivery_days_after_the_window_still_makes_the_relay(tmp_path):
                    window_days=1)
     assert scanned.findings["verdict"].to_list() == ["relayed"]
     assert comparable(result.detection.findings) == comparable(scanned.findings)
+
+
+def test_hour_windows_for_busy_servers_give_the_same_findings(tmp_path, monkeypatch):
+    """With a tiny row budget every window is an hour long; the findings do not change."""
+    import logforensics.batch as batch_module
+
+    monkeypatch.setattr(batch_module, "WINDOW_ROWS", 20)
+    site = load_site_profile(SAMPLES / "site.toml")
+    scanned = scan([SAMPLES], site)
+    windowed = batch([SAMPLES], site, tmp_path / "out", jobs=1, show_progress=False)
+    assert comparable(windowed.detection.findings) == comparable(scanned.findings)
