@@ -590,7 +590,7 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
 
 #: A window closes early once it holds this many events (busy servers get shorter windows, down to
 #: one hour).
-WINDOW_ROWS = 250_000
+WINDOW_ROWS = 500_000
 
 
 def time_windows(lo: datetime, hi: datetime, counts: dict[datetime, int], window_days: int,

@@ -15,7 +15,7 @@ from logforensics.errors import LogForensicsError
 from logforensics.sources import decode_text, read_source, split_lines
 
 #: How many files' lines to keep at once.
-CACHE_FILES = 8
+CACHE_FILES = 12
 
 
 class SourceLines:
