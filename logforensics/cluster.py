@@ -254,10 +254,13 @@ class ClusterSession:
                 counted.add(path)
                 progress.advance(path, size)
 
-        [sha_future] = client.scatter([known_sha], broadcast=True, hash=False)
-        futures = {client.submit(unit_task, unit, site, year, str(out), sha_future, run, retries=RETRIES,
-                                 key=f"logforensics-unit-{run[:8]}-{i:06d}", priority=len(units) - i): unit
-                   for i, unit in enumerate(units)}
+        # known_sha travels with each task (not scattered): data scattered to a worker that dies is
+        # lost, and Dask then cancels every task that needs it.
+        def submit(unit: list[FileFacts], i: int, attempt: int) -> Any:
+            return client.submit(unit_task, unit, site, year, str(out), known_sha, run, retries=RETRIES,
+                                 key=f"logforensics-unit-{run[:8]}-{i:06d}-{attempt}", priority=len(units) - i)
+
+        futures = {submit(unit, i, 0): (unit, i, 0) for i, unit in enumerate(units)}
         failed = False
         try:
             done = self.distributed.as_completed(list(futures))
@@ -271,7 +274,13 @@ class ClusterSession:
                     except queue.Empty:
                         break
                 for fut in ready:
-                    unit = futures.pop(fut)
+                    unit, index, attempt = futures.pop(fut)
+                    if fut.status == "cancelled" and attempt < RETRIES:  # lost with a dead worker: again
+                        again = submit(unit, index, attempt + 1)
+                        futures[again] = (unit, index, attempt + 1)
+                        done.add(again)
+                        fut.release()
+                        continue
                     if fut.status == "finished":
                         entries = fut.result()
                     else:
