@@ -135,3 +135,38 @@ def test_reject_lines_without_a_session_are_refused_recipients():
     )
     f = findings(events)
     assert f.select("verdict", "severity", "recipient").rows() == [("refused", "low", "v@far.example")]
+
+
+def _sasl_relay(*extra: dict, client: str = "198.51.100.4") -> pl.DataFrame:
+    return frame(
+        *extra,
+        ev(10, 60, "received", message="AAA", client_ip=client, auth_user="jsmith", direction="in"),
+        ev(11, 61, "deliver", message="AAA", recipient="v@far.example", direction="out", status="sent"),
+    )
+
+
+def test_authenticated_relay_is_quiet_without_signs_of_a_stolen_password():
+    assert findings(_sasl_relay()).is_empty()
+
+
+def test_authenticated_relay_after_failed_logins_is_auth_abuse():
+    fails = [ev(n, 50 + n, "auth", client_ip="198.51.100.4", status="failed") for n in (1, 2, 3)]
+    f = findings(_sasl_relay(*fails))
+    assert f.select("rule", "verdict", "severity", "auth_user").rows() == [
+        ("LF-AUTH-ABUSE", "relayed", "high", "jsmith")]
+    assert "stolen" in f["explanation"][0]
+    # Failures for the same account from another address count too; failures after the relay do not.
+    other = [ev(1, 30, "auth", client_ip="203.0.113.50", auth_user="jsmith", status="failed")]
+    assert findings(_sasl_relay(*other))["rule"].to_list() == ["LF-AUTH-ABUSE"]
+    later = [ev(20, 90, "auth", client_ip="198.51.100.4", status="failed")]
+    assert findings(_sasl_relay(*later)).is_empty()
+    # From the trusted LAN it stays quiet.
+    assert findings(_sasl_relay(*fails, client="10.20.1.5")).is_empty()
+
+
+def test_authenticated_burst_to_many_outside_domains_is_auth_abuse():
+    rows = [ev(1, 0, "received", message="BBB", client_ip="198.51.100.9", auth_user="ann", direction="in")]
+    rows += [ev(2 + i, 1, "deliver", message="BBB", recipient=f"x@d{i}.example", direction="out", status="sent")
+             for i in range(10)]
+    assert set(findings(frame(*rows))["rule"]) == {"LF-AUTH-ABUSE"}
+    assert findings(frame(*rows[:10])).is_empty()  # nine domains: an ordinary mailing

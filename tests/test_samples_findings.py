@@ -26,6 +26,7 @@ EXPECTED = {
         ("mail.log-20050103", 3, "buyer4@example.com"): "refused",
         ("mail.log-20050103", 23, "sales@example.org"): "refused",
         ("mail.log-20050103", 28, "victim@example.net@acme-widgets.com"): "refused",
+        ("mail.log-20050103", 13, "pharma1@example.com"): "relayed",  # jsmith, after a brute force
     },
     "sendmail": {
         ("maillog-20040104", 11, "jsmith@example.net"): "refused",
@@ -104,3 +105,15 @@ def test_every_sample_file_is_read(findings):
 def test_finding_ids_are_unique(findings):
     result, _ = findings
     assert result.findings["id"].n_unique() == result.findings.height
+
+
+def test_compromised_accounts_are_findings(findings):
+    """Authenticated relays after failed logins (the ground truths' stolen passwords) are raised."""
+    result, _ = findings
+    import polars as pl
+
+    abuse = result.findings.filter(pl.col("rule") == "LF-AUTH-ABUSE")
+    got = {(f["auth_user"], f["recipient"], f["verdict"]) for f in abuse.iter_rows(named=True)}
+    assert {("jsmith", "pharma1@example.com", "relayed"), ("jsmith", "pharma2@example.org", "relayed"),
+            (None, "ivan@example.net", "relayed")} <= got
+    assert set(abuse["severity"]) <= {"high", "medium"} and all(abuse["authenticated"])

@@ -105,6 +105,41 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
                      how="vertical_relaxed")
 
 
+#: Failed logins this long before an authenticated relay make the account suspect.
+AUTH_FAILURE_WINDOW = pl.duration(hours=24)
+#: An authenticated client mailing this many outside domains within an hour is suspect.
+AUTH_BURST_DOMAINS = 10
+
+
+def _mark_auth_abuse(rcpts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """``auth_abuse``: an authenticated client outside the trusted networks sent outside the site after
+    failed logins (same server, same client address or account, within 24 hours), or in a burst to
+    many outside domains within an hour. Such relays raise ``LF-AUTH-ABUSE`` findings."""
+    cand = rcpts.filter(pl.col("authenticated").fill_null(False) & ~pl.col("trusted_ip")
+                        & pl.col("external").fill_null(False) & pl.col("ts").is_not_null())
+    if cand.is_empty():
+        return rcpts.with_columns(pl.lit(False).alias("auth_abuse"))
+    cand = cand.select("rid", "server", "client_ip", "auth_user", "ts", "effective_domain")
+    fails = events.filter((pl.col("event") == "auth") & pl.col("ts").is_not_null()
+                          & ((pl.col("status") == "failed") | (pl.col("reply") >= 500))).select(
+        "server", "client_ip", "auth_user", pl.col("ts").alias("f_ts"))
+    in_window = (pl.col("f_ts") <= pl.col("ts")) & (pl.col("f_ts") >= pl.col("ts") - AUTH_FAILURE_WINDOW)
+    flagged = [
+        cand.join(fails.drop("auth_user").filter(pl.col("client_ip").is_not_null()), on=["server", "client_ip"],
+                  nulls_equal=True).filter(in_window).select("rid"),
+        cand.filter(pl.col("auth_user").is_not_null()).join(
+            fails.drop("client_ip").filter(pl.col("auth_user").is_not_null()), on=["server", "auth_user"],
+            nulls_equal=True).filter(in_window).select("rid"),
+    ]
+    who = pl.coalesce(pl.col("auth_user"), pl.col("client_ip"))
+    burst = cand.with_columns(who.alias("who"), pl.col("ts").dt.truncate("1h").alias("hour"))
+    busy = burst.group_by("server", "who", "hour").agg(pl.col("effective_domain").n_unique().alias("n")).filter(
+        pl.col("n") >= AUTH_BURST_DOMAINS)
+    flagged.append(burst.join(busy, on=["server", "who", "hour"], nulls_equal=True).select("rid"))
+    marked = pl.concat(flagged)["rid"].unique()
+    return rcpts.with_columns(pl.col("rid").is_in(marked.implode()).alias("auth_abuse"))
+
+
 def _merge_duplicate_logs(rcpts: pl.DataFrame) -> pl.DataFrame:
     """One row per refusal that two logs of one server both recorded (Exim writes every rejection to
     ``mainlog`` and ``rejectlog``; syslog copies): the first keeps the finding, the copy is cited.
@@ -327,6 +362,7 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
         .otherwise(pl.lit("accepted")).alias("verdict"),
         (pl.col("authenticated").fill_null(False) | pl.col("trusted_ip")).alias("trusted"),
     )
+    rcpts = _mark_auth_abuse(rcpts, events)
     probes = session_probes(events.filter((pl.col("direction") == "in") & pl.col("session").is_not_null()))
     return rcpts.join(probes, on="session", how="left").with_columns(
         pl.coalesce(pl.col("probe"), probe_expr()).alias("probe"))
@@ -344,14 +380,16 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
     if rcpts.is_empty():
         return empty_findings()
     raise_it = ((pl.col("external") & ~pl.col("trusted")) | (pl.col("form") != "plain")
-                | ((pl.col("reply") >= 400) & pl.col("reply_text").fill_null("").str.contains(RELAY_DENIAL)))
+                | ((pl.col("reply") >= 400) & pl.col("reply_text").fill_null("").str.contains(RELAY_DENIAL))
+                | pl.col("auth_abuse"))
     rcpts = rcpts.filter(raise_it & pl.col("recipient").is_not_null())
     if rcpts.is_empty():
         return empty_findings()
     rcpts = rcpts.sort("ts", "source", "line").with_row_index("_i").with_columns(
         pl.col("form").fill_null("unparseable"), pl.col("trusted").fill_null(False),
         pl.col("external").fill_null(False))
-    rcpts = rcpts.join(_rule_table(rcpts, site), on=["form", "imcea_type", "verdict", "trusted", "external"],
+    rcpts = rcpts.join(_rule_table(rcpts, site),
+                       on=["form", "imcea_type", "verdict", "trusted", "external", "auth_abuse"],
                        how="left", nulls_equal=True)
     rcpts = rcpts.join(evidence_lists(rcpts, sha256, line_texts), on="_i", how="left")
     # Stable across runs: the recipient's line, plus the recipient itself (one arrival line of an MTA
@@ -368,20 +406,23 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
 
 
 def _rule_table(rcpts: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
-    """Rule and severity for each distinct (form, IMCEA type, verdict, trusted, external)."""
+    """Rule and severity for each distinct (form, IMCEA type, verdict, trusted, external, auth_abuse)."""
     rows = []
-    for form, imcea_type, verdict, trusted, external in rcpts.select(
-            "form", "imcea_type", "verdict", "trusted", "external").unique().iter_rows():
+    for form, imcea_type, verdict, trusted, external, abuse in rcpts.select(
+            "form", "imcea_type", "verdict", "trusted", "external", "auth_abuse").unique().iter_rows():
         rule = rule_registry.rule_for(form, imcea_type)
-        if not external and form != "plain" and rule.id == "LF-IMCEA-OTHER":
+        if abuse and form == "plain":
+            rule = rule_registry.RULES["LF-AUTH-ABUSE"]
+            severity = rule_registry.severity_for(rule, verdict, trusted=False, relay_policy=site.relay_policy)
+        elif not external and form != "plain" and rule.id == "LF-IMCEA-OTHER":
             severity = "info"
         else:
             severity = rule_registry.severity_for(rule, verdict, trusted=bool(trusted),
                                                   relay_policy=site.relay_policy)
-        rows.append((form, imcea_type, verdict, trusted, external, rule.id, severity))
+        rows.append((form, imcea_type, verdict, trusted, external, abuse, rule.id, severity))
     return pl.DataFrame(rows, schema={"form": pl.String, "imcea_type": pl.String, "verdict": pl.String,
-                                      "trusted": pl.Boolean, "external": pl.Boolean, "rule": pl.String,
-                                      "severity": pl.String}, orient="row")
+                                      "trusted": pl.Boolean, "external": pl.Boolean, "auth_abuse": pl.Boolean,
+                                      "rule": pl.String, "severity": pl.String}, orient="row")
 
 
 def evidence_lists(rcpts: pl.DataFrame, sha256: dict[str, str], line_texts: LineTexts) -> pl.DataFrame:
@@ -456,6 +497,10 @@ def _explanation(site: SiteProfile) -> pl.Expr:
                    " Fixed in Exchange 5.5 SP4.")
         extra = pl.when((pl.col("rule") == "LF-Q264330") & (pl.col("verdict") == "relayed")).then(
             pl.lit(q264330)).otherwise(extra)
+    abuse = (" The account logged in from outside the trusted networks after failed logins (same address or "
+             "account, within 24 hours) or mailed many outside domains within an hour: its password was "
+             "probably guessed or stolen, and it was used to relay.")
+    extra = pl.when(pl.col("rule") == "LF-AUTH-ABUSE").then(pl.lit(abuse)).otherwise(extra)
     ms99 = " IMCEASMTP one-off addresses bypassed the IMS relay checks before the MS99-027 fix."
     extra = pl.when((pl.col("rule") == "LF-MS99-027") & pl.col("verdict").is_in(["relayed", "accepted"])
                     ).then(pl.lit(ms99)).otherwise(extra)

@@ -92,6 +92,18 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
         severity={"relayed": "high", "accepted": "medium", "attempted": "low", "refused": "low"},
     ),
     Rule(
+        id="LF-AUTH-ABUSE",
+        title="Relay through an authenticated account, likely compromised",
+        description=("A client outside trusted_networks authenticated and sent mail outside the site "
+                     "after failed logins from that address or for that account within 24 hours, or "
+                     "while mailing 10 or more outside domains within an hour: a guessed or stolen "
+                     "password used to relay."),
+        forms=(),
+        references=("RFC 4954", "KB Q251149"),
+        severity={"relayed": "high", "accepted": "medium", "attempted": "low", "refused": "low"},
+        trusted_discount=0,
+    ),
+    Rule(
         id="LF-UNAUTH-RELAY",
         title="Unauthenticated mail to an external recipient",
         description=("A client that neither authenticated nor sits in trusted_networks offered mail "
