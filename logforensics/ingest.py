@@ -21,6 +21,7 @@ from logforensics.sources import (
     MAX_LINE_CHARS,
     Source,
     decode_text,
+    gather_lines,
     iter_input_files,
     read_source,
     split_lines,
@@ -68,19 +69,7 @@ class IngestResult:
 
     def line_texts(self, path: str, lines: list[int]) -> list[str | None]:
         """The raw text of these 1-based physical lines of an input (None where unknown)."""
-        series = self.lines.get(path)
-        if series is None:
-            return [None] * len(lines)
-        n = series.len()
-        idx = pl.Series([ln - 1 if 1 <= ln <= n else None for ln in lines], dtype=pl.Int64)
-        return series.gather(idx).to_list()
-
-    def line_text(self, path: str, line: int) -> str | None:
-        """The raw text of a 1-based physical line of an input (kept when ``keep_lines``)."""
-        series = self.lines.get(path)
-        if series is None or not 1 <= line <= series.len():
-            return None
-        return series[line - 1]
+        return gather_lines(self.lines.get(path), lines)
 
 
 def server_from_path(path: str) -> str | None:

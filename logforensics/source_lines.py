@@ -12,7 +12,7 @@ from collections import OrderedDict
 import polars as pl
 
 from logforensics.errors import LogForensicsError
-from logforensics.sources import decode_text, read_source, split_lines
+from logforensics.sources import decode_text, gather_lines, read_source, split_lines
 
 #: How many files' lines to keep at once.
 CACHE_FILES = 12
@@ -52,12 +52,7 @@ class SourceLines:
 
     def texts(self, path: str, lines: list[int]) -> list[str | None]:
         """The raw text of these 1-based lines of ``path`` (None where unknown), read once per file."""
-        series = self._series(path)
-        if series is None:
-            return [None] * len(lines)
-        n = series.len()
-        return series.gather(pl.Series([ln - 1 if 1 <= ln <= n else None for ln in lines],
-                                       dtype=pl.Int64)).to_list()
+        return gather_lines(self._series(path), lines)
 
     def _series(self, path: str) -> pl.Series | None:
         if path not in self._cache:
@@ -67,9 +62,3 @@ class SourceLines:
         else:
             self._cache.move_to_end(path)
         return self._cache[path]
-
-    def lookup(self, path: str, line: int) -> str | None:
-        lines = self._series(path)
-        if lines is None or not 1 <= line <= lines.len():
-            return None
-        return lines[line - 1]

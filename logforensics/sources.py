@@ -148,6 +148,14 @@ def _read_capped(stream: io.BufferedIOBase, name: str, what: str, budget: _Budge
     return out.getvalue()
 
 
+def gather_lines(series: pl.Series | None, lines: list[int]) -> list[str | None]:
+    """The text of these 1-based lines of a file's physical lines (None where out of range or unknown)."""
+    if series is None:
+        return [None] * len(lines)
+    n = series.len()
+    return series.gather(pl.Series([ln - 1 if 1 <= ln <= n else None for ln in lines], dtype=pl.Int64)).to_list()
+
+
 def _decompress(raw: bytes, compression: str, path: str, warnings: list[str],
                 budget: _Budget | None = None) -> bytes:
     """Decompress a whole stream in chunks; a truncated stream yields what did decompress, with a
