@@ -74,6 +74,19 @@ NCSA = (
     r" (?P<status>-|[0-9]+) (?P<bytes>-|[0-9]+)[ \t]*$"
 )
 
+#: An IIS native (comma-separated) line of the SMTP service (research note §5.3, Microsoft's example:
+#: ``10.3.5.1, Nwtraders.com, 8/18/06, 13:17:37, SMTPSVC1, MAIL01, 10.200.200.1, 90, 42, 0, 250, 0,
+#: MAIL FROM, -, FROM:<maria@Nwtraders.com>,``): client IP, client domain, date (M/D/YY, local time),
+#: time, service, server name, server IP, ms, bytes received, bytes sent, reply code, Win32 status,
+#: command, target, parameters.
+IIS_NATIVE = (
+    r"(?P<n_ip>[^ ,\t]+), (?P<n_user>[^,]*), (?P<n_month>[0-9]{1,2})/(?P<n_day>[0-9]{1,2})/"
+    r"(?P<n_year>[0-9]{4}|[0-9]{2}), (?P<n_hour>[0-9]{1,2}):(?P<n_minute>[0-9]{2}):(?P<n_second>[0-9]{2}), "
+    r"(?P<n_service>[^,]*), (?P<n_server>[^,]*), (?P<n_sip>[^,]*), (?P<n_ms>-|[0-9]+), (?P<n_recv>-|[0-9]+), "
+    r"(?P<n_sent>-|[0-9]+), (?P<n_status>-|[0-9]+), (?P<n_win32>-|[0-9]+), (?P<n_command>[^,]*), "
+    r"(?P<n_target>[^,]*), (?P<n_params>.*?),?[ \t]*$"
+)
+
 #: The user-name value of outbound lines (the service acting as an SMTP client).
 OUTBOUND_COMMAND = "OutboundConnectionCommand"
 OUTBOUND_RESPONSE = "OutboundConnectionResponse"
@@ -81,6 +94,7 @@ OUTBOUND_RESPONSE = "OutboundConnectionResponse"
 directive = regex_leaf(DIRECTIVE, "w3c directive")
 date_value = regex_leaf(DATE_VALUE, "w3c #Date value")
 ncsa_line = regex_leaf(NCSA, "ncsa smtp line")
+native_line = regex_leaf(IIS_NATIVE, "iis native smtp line")
 
 
 def group_name(field: str) -> str:

@@ -357,3 +357,32 @@ def test_sample_matches_ground_truth():
     assert set(ev["server"].unique().to_list()) == {"WEB01"}
     deferred = ev.filter(pl.col("line") == 78).row(0, named=True)
     assert (deferred["verb"], deferred["reply"], deferred["relay_host"]) == ("MAIL", 421, "192.0.2.50")
+
+
+IIS_NATIVE_LOG = (
+    "10.3.5.1, Nwtraders.com, 8/18/06, 13:17:35, SMTPSVC1, MAIL01, 10.200.200.1, 0, 42, 0, 250, 0, EHLO, -, "
+    "Nwtraders.com,\n"
+    # Microsoft's own example line of the IIS log format (research note §5.3), verbatim:
+    "10.3.5.1, Nwtraders.com, 8/18/06, 13:17:37, SMTPSVC1, MAIL01, 10.200.200.1, 90, 42, 0, 250, 0, MAIL FROM, -, "
+    "FROM:<maria@Nwtraders.com>,\n"
+    "10.3.5.1, Nwtraders.com, 8/18/06, 13:17:38, SMTPSVC1, MAIL01, 10.200.200.1, 0, 30, 0, 550, 0, RCPT TO, -, "
+    "TO:<victim@far.example>,\n"
+)
+
+
+def test_iis_native_comma_separated_layout(tmp_path):
+    """The IIS log format (comma separated, local M/D/YY time) is read by the same reader."""
+    from grammars import w3c_smtp as grammar
+
+    for line in IIS_NATIVE_LOG.splitlines():
+        fields = grammar.native_line.parse_string(line, parse_all=True).as_dict()
+        assert fields["n_ip"] == "10.3.5.1" and fields["n_service"] == "SMTPSVC1"
+    res = read_log(tmp_path, IIS_NATIVE_LOG, name="in060818.log",
+                   site=SiteProfile(timezone="America/Chicago", local_domains=("nwtraders.com",)))
+    assert (res.inputs[0].format, res.inputs[0].skipped_lines) == ("w3c-smtp", 0)
+    assert rows(res, "line", "ts", "event", "reply", "client_ip", "server", "sender", "recipient") == [
+        (1, utc("2006-08-18 18:17:35"), "helo", 250, "10.3.5.1", "MAIL01", None, None),
+        (2, utc("2006-08-18 18:17:37"), "mail", 250, "10.3.5.1", "MAIL01", "maria@Nwtraders.com", None),
+        (3, utc("2006-08-18 18:17:38"), "rcpt", 550, "10.3.5.1", "MAIL01", "maria@Nwtraders.com",
+         "victim@far.example"),
+    ]

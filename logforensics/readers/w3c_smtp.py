@@ -41,7 +41,7 @@ from logforensics.readers.auth_decode import auth_user
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
 from logforensics.readers.smtp_columns import VERB_EVENTS, envelope_columns, pair_replies
 from logforensics.schema import UTC_DATETIME, conform, empty_events
-from logforensics.timeconv import wall_clock_to_utc
+from logforensics.timeconv import full_year, wall_clock_to_utc
 
 SESSION_GAP = pl.duration(minutes=10)
 
@@ -85,7 +85,8 @@ class W3cSmtpReader:
     name: ClassVar[str] = "w3c-smtp"
     description: ClassVar[str] = (
         "IIS SMTP service / Exchange 2000-2003 SMTP protocol log (SMTPSVC1\\exYYMMDD.log): W3C extended "
-        "parsed by each #Fields block (UTC), and the same service's NCSA format (local time + offset)")
+        "parsed by each #Fields block (UTC), and the same service's NCSA (local time + offset) and IIS "
+        "comma-separated (local time) formats")
 
     def sniff(self, head: list[str]) -> float:
         """IIS directives with SMTP-service lines, or W3C/NCSA data lines of the SMTP service."""
@@ -99,7 +100,8 @@ class W3cSmtpReader:
             return 0.95 if smtp else 0.5
         w3c = sum(1 for h in smtp if _smtp_data_line(h))
         ncsa = sum(1 for h in data if " SMTP\" " in h and grammar.ncsa_line.matches(h, parse_all=True))
-        if data and (w3c + ncsa) * 2 >= len(data):
+        native = sum(1 for h in data if ", SMTPSVC" in h and grammar.native_line.matches(h, parse_all=True))
+        if data and (w3c + ncsa + native) * 2 >= len(data):
             return 0.85
         return 0.0
 
@@ -134,8 +136,13 @@ class W3cSmtpReader:
 
         ncsa = data.with_columns(pl.col("raw").str.extract_groups(anchored(grammar.NCSA)).alias("n")
                                  ).unnest("n").filter(pl.col("c_ip").is_not_null())
-        w3c_input = data.join(ncsa.select("line"), on="line", how="anti")
+        native = data.join(ncsa.select("line"), on="line", how="anti").with_columns(
+            pl.col("raw").str.extract_groups(anchored(grammar.IIS_NATIVE)).alias("n")
+        ).unnest("n").filter(pl.col("n_ip").is_not_null())
+        w3c_input = data.join(pl.concat([ncsa.select("line"), native.select("line")]), on="line", how="anti")
         parts = [self._ncsa_rows(ncsa)] if ncsa.height else []
+        if native.height:
+            parts.append(self._native_rows(native, ctx.site.zone()))
         fields_by_block = {int(b): grammar.split_fields(v) for b, v in frame.filter(pl.col("is_fields"))
                            .select("block", "value").iter_rows()}
         used_anchor = False
@@ -225,6 +232,22 @@ class W3cSmtpReader:
             _w3c_null(pl.col("method")).alias("method"),
             _w3c_null(pl.col("query")).alias("query"),
             pl.col("status").cast(pl.Int64, strict=False).alias("status"),
+        )
+
+    @staticmethod
+    def _native_rows(native: pl.DataFrame, zone: str) -> pl.DataFrame:
+        """IIS native lines: local time (the site's zone), command ``MAIL FROM`` + parameters."""
+        ts = wall_clock_to_utc(full_year(pl.col("n_year")), *(pl.col(c).cast(pl.Int32, strict=False) for c in (
+            "n_month", "n_day", "n_hour", "n_minute", "n_second")), zone)
+        command = pl.col("n_command").str.strip_chars()
+        return native.select(
+            "line", "raw", pl.lit(True).alias("ok"), ts.alias("ts"),
+            _w3c_null(pl.col("n_ip")).alias("c_ip"),
+            _w3c_null(pl.col("n_user").str.strip_chars()).alias("user"),
+            _w3c_null(pl.col("n_server").str.strip_chars()).alias("host"),
+            _w3c_null(command.str.extract(r"^([A-Za-z]+)", 1)).alias("method"),
+            _w3c_null(pl.col("n_params").str.strip_chars()).alias("query"),
+            pl.col("n_status").cast(pl.Int64, strict=False).alias("status"),
         )
 
     # -- normal form -> events --------------------------------------------------------------------
