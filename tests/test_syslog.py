@@ -160,3 +160,27 @@ def test_year_chains_across_numbered_rotations_newest_anchored_by_mtime(tmp_path
     # --year overrides: each file's first line is in that year.
     forced = ingest([logs / "mail.log.2.gz"], SiteProfile(timezone="UTC"), year=1999)
     assert forced.events["ts"][0] == utc("1999-12-24 08:00:00")
+
+
+RFC5424_REJECT = ("<22>1 2004-08-25T10:04:35.051238+02:00 mx1 postfix/smtpd 3814725 - - NOQUEUE: reject: RCPT "
+                  "from unknown[192.0.2.1]: 554 5.7.1 <x@far.example>: Relay access denied; "
+                  "from=<s@spam.example> to=<x@far.example> proto=ESMTP helo=<x>")
+
+
+def test_rfc5424_lines_are_read_like_the_others(tmp_path):
+    """RFC 5424 on-the-wire lines (``<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG``) give the same
+    envelope columns, by grammar and by column, and a Postfix reject among them is a refused RCPT."""
+    from logforensics.site import SiteProfile
+    from tests.conftest import read_log, rows
+
+    fields = grammar.rfc5424.parse_string(RFC5424_REJECT, parse_all=True).as_dict()
+    row = split_syslog(pl.Series([RFC5424_REJECT])).row(0, named=True)
+    for key in ("iso", "iso_zone", "host", "tag", "msg"):
+        assert row[key] == fields[key]
+    assert (row["program"], row["pid"]) == ("smtpd", 3814725)
+    assert grammar.syslog_line.matches("<13>1 - - - - - -", parse_all=True)
+    res = read_log(tmp_path, RFC5424_REJECT + "\n" + RFC5424_REJECT.replace("10:04:35", "10:04:36") + "\n",
+                   name="mail.log", site=SiteProfile(timezone="UTC"))
+    assert res.inputs[0].format == "postfix"
+    assert rows(res, "ts", "event", "reply", "recipient")[0] == (
+        utc("2004-08-25 08:04:35").replace(microsecond=51238), "rcpt", 554, "x@far.example")

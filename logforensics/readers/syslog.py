@@ -102,6 +102,14 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
            if name in by_offset else pl.col("g").struct.field(name)).alias(name)
           for name in ENVELOPE_COLUMNS),
     )
+    rfc5424 = (pl.col("tag").is_null() & raw.str.starts_with("<")).fill_null(False)
+    if frame.select(rfc5424.any()).item():  # RFC 5424 lines: the same columns from their own pattern
+        g = pl.when(rfc5424).then(raw).otherwise(None).str.extract_groups(anchored(grammar.RFC5424))
+        frame = frame.with_columns(g.alias("r")).with_columns(
+            *(pl.coalesce(pl.col(name), pl.col("r").struct.field(name)).alias(name)
+              for name in ("iso", "iso_zone", "host", "tag", "pid", "msg")),
+        ).with_columns(pl.when(pl.col("r").struct.field("tag").is_not_null())
+                       .then(pl.col("msg").fill_null("")).otherwise(pl.col("msg")).alias("msg")).drop("r")
     return frame.with_columns(
         pl.col("tag").str.split("/").list.last().alias("program"),
         pl.col("tag").str.split("/").list.first().alias("instance"),
