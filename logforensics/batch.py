@@ -9,11 +9,12 @@ Output folder layout::
                              warnings, status (plus the site profile used and the run history)
     DIR/state/all-findings.parquet   every finding before --since/--until/--min-severity
 
-Work is split into units: the files of one rotated log (``mail.log``, ``mail.log.1``, ...), read
-newest first in one worker so that year-less syslog stamps chain across the rotation exactly as in
-``scan``. Units run in parallel worker processes, each reading one file at a time and writing that
-file's events straight to Parquet, so memory is bounded by the largest single file, never by the
-archive. Detection then reads the dataset back one server at a time.
+Work is split into units of one file (an archive's members stay together) that run in parallel
+worker processes, each writing its file's events straight to Parquet, so memory is bounded by the
+largest single file, never by the archive. Year-less syslog files get provisional years (the
+rotation date in the name, else the mtime); :func:`reconcile_years` then applies rotation order
+exactly as ``scan`` does and re-parses the rare file whose year it changes. Detection reads the
+dataset back one server at a time, in windows of whole hours sized by event counts.
 
 A rerun with the same DIR skips inputs already done (same path with the same size and mtime, or
 the same SHA-256 under any path), parses only new or changed files, and recomputes the findings of
