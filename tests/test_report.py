@@ -353,3 +353,15 @@ def test_cli_report_usage_errors(tmp_path, monkeypatch, args):
 def test_write_report_creates_the_folder(tmp_path):
     path = write_report(data_for(abuse_rows()), tmp_path / "a" / "b" / "r.html")
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_summary_recommends_password_resets_for_compromised_accounts():
+    """An LF-AUTH-ABUSE relay in the samples leads to the password-reset recommendation."""
+    from logforensics.report.summary import summarise
+    from logforensics.scan import scan
+    from logforensics.site import load_site_profile
+
+    result = scan([SAMPLES / "postfix"], load_site_profile(SAMPLES / "site.toml"))
+    assert "LF-AUTH-ABUSE" in set(result.findings["rule"])
+    summary = summarise(result.findings, result.incidents, result.site.to_dict())
+    assert any("Reset the passwords" in r for r in summary.recommendations)

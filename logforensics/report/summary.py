@@ -264,6 +264,10 @@ def _words(s: Summary, site: dict) -> None:
     if s.relay_policy in ("open", "unknown") or s.abused or s.accepted_external:
         recs.append("Restrict relaying to authenticated clients (and, if needed, a short list of trusted "
                     "networks); then test it from outside with the same tricks this report lists.")
+    if "LF-AUTH-ABUSE" in fired:
+        recs.append("Reset the passwords of the accounts named in the LF-AUTH-ABUSE findings, check how they "
+                    "were obtained (guessing after the failed logins, or a compromised client), and lock out "
+                    "accounts after repeated failed logins.")
     if "LF-ROUTED-ADDRESS" in fired:
         recs.append("Refuse routed recipient addresses (percent hack, source routes, bang paths, "
                     "\"user@host\"@relay) at the SMTP door instead of accepting them and bouncing later.")
