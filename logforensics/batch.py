@@ -30,7 +30,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -393,13 +393,6 @@ def scan_events(out: Path, *, keep_day: bool = False) -> pl.LazyFrame | None:
     lazy = pl.scan_parquet(str(out / EVENTS_DIR / "**" / "*.parquet"), hive_partitioning=True,
                            hive_schema={"format": pl.String, "day": pl.String})
     return lazy if keep_day else lazy.drop("day")
-
-
-def _iter_server_events(lazy: pl.LazyFrame, servers: list[str | None]) -> Iterator[pl.DataFrame]:
-    cols = list(DETECT_COLUMNS)
-    for server in servers:
-        cond = pl.col("server").is_null() if server is None else (pl.col("server") == server)
-        yield conform(lazy.filter(cond).select(cols).collect())
 
 
 def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, jobs: int | None = None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
 
 #: Compression suffixes a rotated name may carry (compression itself is sniffed by magic bytes).
 _COMPRESSED = re.compile(r"\.(?:gz|bz2|xz|z|Z|zip)$")
@@ -69,8 +68,3 @@ def newest_first(paths: list[str]) -> list[str]:
         first_seen.setdefault(key.group, i)
         keyed.append((first_seen[key.group], key.age, i, p))
     return [p for *_, p in sorted(keyed)]
-
-
-def folder_of(path: str) -> str:
-    """The folder part of a path (for grouping one server's tree)."""
-    return str(PurePath(path.replace("!", "/")).parent)
