@@ -5,6 +5,7 @@ Output folder layout::
     DIR/events/format=<fmt>/day=<YYYY-MM-DD>/<input-key>.parquet   one input's events of one day
     DIR/findings.parquet     the findings (same fields as scan's JSON; evidence = list of structs)
     DIR/incidents.parquet
+    DIR/lines/<input-key>.parquet    the raw text of the lines findings can cite (line, text)
     DIR/manifest.json        per input: path, size, mtime, SHA-256, format, events, skipped lines,
                              warnings, status (plus the site profile used and the run history)
     DIR/state/all-findings.parquet   every finding before --since/--until/--min-severity
@@ -54,6 +55,7 @@ from logforensics.sources import iter_input_files, read_source
 
 MANIFEST = "manifest.json"
 EVENTS_DIR = "events"
+LINES_DIR = "lines"
 ALL_FINDINGS = "state/all-findings.parquet"
 
 #: Detection walks each server's events in windows of this many days, so memory is bounded by one
@@ -186,6 +188,32 @@ def _write_parts(events: pl.DataFrame, out: Path, key: str) -> list[str]:
     return parts
 
 
+#: Columns whose values are line numbers a finding can cite as evidence.
+CITED_LINE_COLUMNS = ("line", "reply_line", "record_line", "raw_line")
+
+
+def _write_quotable_lines(events: pl.DataFrame, lines: pl.Series, out: Path, key: str) -> list[str]:
+    """Keep the raw text of every line a finding can cite (``LINES_DIR/<key>.parquet``: line, text).
+
+    Detection quotes evidence from here instead of decompressing and splitting the evidence file a
+    second time; the text is exactly the line that was parsed (from the bytes whose SHA-256 the
+    manifest records). Returns the relative path, or nothing when the input has no events.
+    """
+    if events.is_empty():
+        return []
+    cited = pl.concat([events[c].drop_nulls() for c in CITED_LINE_COLUMNS]).unique().sort()
+    cited = cited.filter(cited.is_between(1, lines.len()))
+    frame = pl.DataFrame({"line": cited, "text": lines.gather(cited - 1)},
+                         schema={"line": pl.Int64, "text": pl.String})
+    rel = f"{LINES_DIR}/{key}.parquet"
+    target = out / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{key}.{os.getpid()}.tmp")
+    frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+    tmp.replace(target)
+    return [rel]
+
+
 def process_unit(unit: list[FileFacts], site: SiteProfile, year: int | None, out: str,
                  known_sha: dict[str, str], progress: object | None = None,
                  hints: dict[str, YearHint] | None = None) -> list[dict]:
@@ -222,9 +250,10 @@ def process_unit(unit: list[FileFacts], site: SiteProfile, year: int | None, out
                 continue
             try:
                 hint = (hints or {}).get(source.path) or anchors.hint(source)
-                events, report, _lines = read_one(source, site, year_hint=hint)
-                del _lines
+                events, report, lines = read_one(source, site, year_hint=hint)
                 parts = _write_parts(events, out_dir, input_key(source.path))
+                parts += _write_quotable_lines(events, lines, out_dir, input_key(source.path))
+                del lines
             except Exception as exc:  # a reader bug must not cost the rest of the archive
                 report = InputReport(source.path, source.sha256, source.size, None, status="error",
                                      mtime=source.mtime, warnings=[
@@ -341,34 +370,64 @@ def write_manifest(out: Path, manifest: dict) -> None:
 def _run_units(units: list[list[FileFacts]], site: SiteProfile, year: int | None, out: Path,
                known_sha: dict[str, str], jobs: int, progress: Progress,
                on_done: Callable[[list[dict]], None]) -> None:
-    """Run the units, in worker processes when ``jobs`` > 1; ``on_done`` gets each unit's entries."""
-    if jobs <= 1 or len(units) <= 1:
-        for unit in units:
-            queue = _InlineQueue(progress)
-            on_done(process_unit(unit, site, year, str(out), known_sha, queue))
-        return
-    pool = _pool(jobs)
-    pending: dict[Future, list[FileFacts]] = {
-        pool.submit(process_unit, u, site, year, str(out), known_sha, None): u for u in units}
-    while pending:  # one file per unit (an archive's members together): progress ticks per unit
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for fut in done:
-            for facts in pending.pop(fut):
+    """Run the units on ``jobs`` processes (this one and ``jobs - 1`` workers); ``on_done`` gets each
+    unit's entries as it finishes."""
+    def done(unit: list[FileFacts], entries: list[dict], inline: bool) -> None:
+        if not inline:  # a unit run here ticked the progress per file already
+            for facts in unit:
                 progress.advance(facts.path, max(facts.size, 0))
-            on_done(fut.result())
+        on_done(entries)
+
+    tasks = [(u, site, year, str(out), known_sha, None) for u in units]
+    inline = [(u, site, year, str(out), known_sha, _InlineQueue(progress)) for u in units]
+    _run_shared(jobs, process_unit, tasks, lambda i, entries, here: done(units[i], entries, here), inline)
+
+
+def _run_shared(jobs: int, fn: Callable, tasks: list[tuple], on_result: Callable[[int, object, bool], None],
+                inline_tasks: list[tuple] | None = None) -> None:
+    """``fn(*task)`` for every task on ``jobs`` processes: ``jobs - 1`` workers and this process.
+
+    All tasks are queued for the workers; this process, instead of waiting, takes tasks from the end
+    of the queue (the smallest: tasks come largest first) that no worker has started, and runs them
+    itself. So work starts at once, while the workers are still starting up, and no core idles.
+    ``on_result(index, result, ran_here)`` is called in this process as each task finishes.
+    ``inline_tasks``: the arguments to use for a task run here (default: the same).
+    """
+    inline_tasks = inline_tasks or tasks
+    if jobs <= 1 or len(tasks) <= 1:
+        for i, args in enumerate(inline_tasks):
+            on_result(i, fn(*args), True)
+        return
+    pool = _pool(jobs - 1)
+    futures = [pool.submit(fn, *args) for args in tasks]
+    pending: dict[Future, int] = {fut: i for i, fut in enumerate(futures)}
+
+    def collect(timeout: float | None) -> None:
+        done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for fut in sorted(done, key=pending.__getitem__):
+            on_result(pending.pop(fut), fut.result(), False)
+
+    for fut in reversed(futures):
+        collect(0)
+        if fut not in pending or not fut.cancel():
+            break  # a worker has it (and every task before it): nothing left to take
+        i = pending.pop(fut)
+        on_result(i, fn(*inline_tasks[i]), True)
+    while pending:
+        collect(None)
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor:
+def _pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes for this run, shared by parsing and detection (started once)."""
-    if jobs not in _POOLS:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+    if workers not in _POOLS:
+        threads = max(1, (os.cpu_count() or 1) // (workers + 1))
         os.environ.setdefault("POLARS_MAX_THREADS", str(threads))  # workers inherit it
         ctx = multiprocessing.get_context("spawn")  # Polars is multi-threaded: never fork it
-        _POOLS[jobs] = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
-    return _POOLS[jobs]
+        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return _POOLS[workers]
 
 
 def _close_pools() -> None:
@@ -563,15 +622,16 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     progress.note(f"detecting on {len(servers)} server(s)")
 
     sha = {p: e.get("sha256", "") for p, e in inputs.items()}
+    stored = {p: rel for p, e in inputs.items() for rel in e.get("parts", []) if rel.startswith(f"{LINES_DIR}/")}
     frames = [kept]
     warnings: list[str] = []
-    tasks = [(str(out), server, effective, shift, sha, window_days) for server in servers]
+    tasks = [(str(out), server, effective, shift, sha, window_days, stored) for server in servers]
     if cluster is not None and tasks:  # workers need an absolute path to the shared dataset
         results = cluster.map(detect_server, [(str(out.resolve()), *t[1:]) for t in tasks])  # type: ignore[attr-defined]
-    elif jobs > 1 and len(servers) > 1:
-        results = list(_pool(jobs).map(detect_server, *zip(*tasks, strict=True)))
     else:
-        results = [detect_server(*task) for task in tasks]
+        found: dict[int, tuple[str, list[str]]] = {}
+        _run_shared(jobs, detect_server, tasks, lambda i, result, _here: found.__setitem__(i, result))
+        results = [found[i] for i in range(len(tasks))]
     for path, server_warnings in results:
         frames.append(pl.read_parquet(path))
         Path(path).unlink(missing_ok=True)
@@ -609,16 +669,16 @@ def time_windows(lo: datetime, hi: datetime, counts: dict[datetime, int], window
 
 
 def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str],
-                  window_days: int = WINDOW_DAYS) -> tuple[str, list[str]]:
+                  window_days: int = WINDOW_DAYS, stored: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """Findings of one server from the dataset, window by window (in a worker process when there are
     several servers), written to a state file whose path is returned with the warnings of quoting
-    evidence lines."""
+    evidence lines. ``stored``: input path -> its quotable lines file, relative to ``out``."""
     lazy = scan_events(Path(out), keep_day=True)
     assert lazy is not None
     mine = lazy.filter(pl.col("server").is_null() if server is None else (pl.col("server") == server))
     bounds = mine.select(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"),
                          pl.col("ts").null_count().alias("nulls")).collect().row(0, named=True)
-    lines = SourceLines(sha)
+    lines = SourceLines(sha, {path: str(Path(out) / rel) for path, rel in (stored or {}).items()})
     profile = site.for_server(server)
     cols = list(DETECT_COLUMNS)
 

@@ -1,8 +1,11 @@
-"""Raw evidence lines, read back from the evidence files on demand (batch runs keep no copy).
+"""Raw evidence lines for batch detection, which no longer holds the files' lines in memory.
 
-A finding quotes the raw text of each line it cites. ``scan`` keeps every file's lines in memory;
-``batch`` cannot, so it re-reads only the files that findings cite, checks that each still has the
-SHA-256 recorded when it was parsed, and quotes nothing from a file that changed.
+A finding quotes the raw text of each line it cites. ``scan`` keeps every file's lines in memory.
+``batch`` keeps, per input, the text of every line a finding can cite in a small Parquet file
+written when the input was parsed (``lines/<key>.parquet``), so detection never decompresses an
+evidence file a second time. Where there is no such file (a dataset from an older version) or a
+cited line is missing from it, the evidence file is read again, checked against the SHA-256
+recorded when it was parsed, and nothing is quoted from a file that changed.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ CACHE_FILES = 12
 class SourceLines:
     """``lookup(path, line)`` -> the raw text of that 1-based line, re-read from the evidence."""
 
-    def __init__(self, sha256: dict[str, str]) -> None:
+    def __init__(self, sha256: dict[str, str], stored: dict[str, str] | None = None) -> None:
         self.sha256 = sha256
+        self.stored = stored or {}
         self.warnings: list[str] = []
         self._cache: OrderedDict[str, pl.Series | None] = OrderedDict()
 
@@ -52,7 +56,23 @@ class SourceLines:
 
     def texts(self, path: str, lines: list[int]) -> list[str | None]:
         """The raw text of these 1-based lines of ``path`` (None where unknown), read once per file."""
+        kept = self._from_store(path, lines)
+        if kept is not None:
+            return kept
         return gather_lines(self._series(path), lines)
+
+    def _from_store(self, path: str, lines: list[int]) -> list[str | None] | None:
+        """The lines from the input's quotable-lines file, or None when it lacks any of them."""
+        store = self.stored.get(path)
+        if store is None:
+            return None
+        wanted = pl.DataFrame({"line": lines}, schema={"line": pl.Int64}).with_row_index("i")
+        try:
+            kept = pl.scan_parquet(store).filter(pl.col("line").is_in(wanted["line"].unique().implode())).collect()
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+        got = wanted.join(kept, on="line", how="left").sort("i")["text"]
+        return None if got.null_count() else got.to_list()
 
     def _series(self, path: str) -> pl.Series | None:
         if path not in self._cache:

@@ -262,3 +262,52 @@ def test_hour_windows_for_busy_servers_give_the_same_findings(tmp_path, monkeypa
     scanned = scan([SAMPLES], site)
     windowed = batch([SAMPLES], site, tmp_path / "out", jobs=1, show_progress=False)
     assert comparable(windowed.detection.findings) == comparable(scanned.findings)
+
+
+def test_evidence_is_quoted_from_the_lines_kept_at_parse_time_not_by_reading_the_file_again(tmp_path, monkeypatch):
+    """Detection quotes cited lines from ``lines/<key>.parquet``; the evidence file is not re-read."""
+    import logforensics.source_lines as source_lines
+
+    root = tree(tmp_path, [*LOGS, *TRACKING])
+    reference = batch([root], SITE, tmp_path / "ref", jobs=1, show_progress=False)
+    stores = sorted((tmp_path / "ref" / "lines").glob("*.parquet"))
+    assert len(stores) == len(LOGS) + len(TRACKING)
+    kept = pl.read_parquet(stores[0])
+    assert kept.columns == ["line", "text"] and kept["line"].is_sorted() and kept.height > 0
+
+    def no_reread(path):
+        raise AssertionError(f"evidence file read again: {path}")
+
+    monkeypatch.setattr(source_lines, "read_source", no_reread)
+    again = batch([root], SITE, tmp_path / "again", jobs=1, show_progress=False)
+    assert comparable(again.detection.findings) == comparable(reference.detection.findings)
+    assert all(e["text"] for f in again.detection.findings.iter_rows(named=True) for e in f["evidence"])
+
+
+def test_a_line_missing_from_the_store_is_read_from_the_evidence_file(tmp_path):
+    from logforensics.source_lines import SourceLines
+
+    log = tmp_path / "a.log"
+    log.write_text("one\ntwo\nthree\n")
+    store = tmp_path / "a.parquet"
+    pl.DataFrame({"line": [1, 3], "text": ["one", "three"]}).write_parquet(store)
+    sha = __import__("hashlib").sha256(log.read_bytes()).hexdigest()
+    lines = SourceLines({str(log): sha}, {str(log): str(store)})
+    assert lines.texts(str(log), [3, 1]) == ["three", "one"]  # from the store, in the order asked
+    log.write_text("ONE\nTWO\nTHREE\n")  # the store holds what was parsed, whatever the file says now
+    assert lines.texts(str(log), [1]) == ["one"]
+    assert lines.texts(str(log), [2]) == [None]  # not in the store: re-read, and the file changed
+    assert "changed since it was parsed" in lines.warnings[0]
+
+
+def test_this_process_shares_the_work_with_the_workers():
+    """``_run_shared``: every task runs once, results come back under their own index."""
+    from logforensics.batch import _close_pools, _run_shared
+
+    seen: dict[int, tuple[int, bool]] = {}
+    try:
+        _run_shared(2, pow, [(i, 2) for i in range(12)], lambda i, r, here: seen.__setitem__(i, (r, here)))
+    finally:
+        _close_pools()
+    assert {i: r for i, (r, _) in seen.items()} == {i: i * i for i in range(12)}
+    assert any(here for _, here in seen.values())  # this process took some of them
