@@ -619,23 +619,25 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     else:
         servers = all_servers
     servers.sort(key=lambda s: (s is None, s or ""))
-    progress.note(f"detecting on {len(servers)} server(s)")
 
     sha = {p: e.get("sha256", "") for p, e in inputs.items()}
     stored = {p: rel for p, e in inputs.items() for rel in e.get("parts", []) if rel.startswith(f"{LINES_DIR}/")}
     frames = [kept]
     warnings: list[str] = []
-    tasks = [(str(out), server, effective, shift, sha, window_days, stored) for server in servers]
+    windows = detection_windows(out, servers, window_days) if servers else []
+    progress.note(f"detecting on {len(servers)} server(s) in {len(windows)} window(s)")
+    # Biggest first is not known in advance; windows of one server are of similar size.
+    tasks = [(str(out), server, effective, shift, sha, start, end, stored) for server, start, end in windows]
     if cluster is not None and tasks:  # workers need an absolute path to the shared dataset
-        results = cluster.map(detect_server, [(str(out.resolve()), *t[1:]) for t in tasks])  # type: ignore[attr-defined]
+        results = cluster.map(detect_window, [(str(out.resolve()), *t[1:]) for t in tasks])  # type: ignore[attr-defined]
     else:
         found: dict[int, tuple[str, list[str]]] = {}
-        _run_shared(jobs, detect_server, tasks, lambda i, result, _here: found.__setitem__(i, result))
+        _run_shared(jobs, detect_window, tasks, lambda i, result, _here: found.__setitem__(i, result))
         results = [found[i] for i in range(len(tasks))]
     for path, server_warnings in results:
         frames.append(pl.read_parquet(path))
         Path(path).unlink(missing_ok=True)
-        warnings += server_warnings
+        warnings += [w for w in server_warnings if w not in warnings]  # windows of a file say it once
     findings = pl.concat([f for f in frames if f.height] or [empty_findings()]).sort("time", "id")
     _write_frame(findings, previous)
     findings, incidents = group_incidents(findings)
@@ -668,39 +670,57 @@ def time_windows(lo: datetime, hi: datetime, counts: dict[datetime, int], window
     return windows
 
 
-def detect_server(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str],
-                  window_days: int = WINDOW_DAYS, stored: dict[str, str] | None = None) -> tuple[str, list[str]]:
-    """Findings of one server from the dataset, window by window (in a worker process when there are
-    several servers), written to a state file whose path is returned with the warnings of quoting
-    evidence lines. ``stored``: input path -> its quotable lines file, relative to ``out``."""
+def detection_windows(out: Path, servers: list[str | None], window_days: int = WINDOW_DAYS
+                      ) -> list[tuple[str | None, datetime | None, datetime | None]]:
+    """The detection tasks: (server, start, end) for each time window of each server's events (see
+    :func:`time_windows`), plus (server, None, None) for a server's events without a time."""
+    lazy = scan_events(out)
+    assert lazy is not None
+    wanted = [s for s in servers if s is not None]
+    rows = lazy.filter(pl.col("server").is_in(wanted) | (pl.col("server").is_null() if None in servers
+                                                        else pl.lit(False)))
+    counts = (rows.group_by("server", pl.col("ts").dt.truncate("1h").alias("hour")).agg(pl.len().alias("n"))
+              .collect())
+    tasks: list[tuple[str | None, datetime | None, datetime | None]] = []
+    for server in servers:
+        mine = counts.filter(pl.col("server").eq_missing(pl.lit(server, pl.String)))
+        dated = mine.filter(pl.col("hour").is_not_null())
+        if dated.height:
+            by_hour = dict(dated.select("hour", "n").iter_rows())
+            tasks += [(server, start, end) for start, end in
+                      time_windows(dated["hour"].min(), dated["hour"].max(), by_hour, window_days)]
+        if mine.height > dated.height:
+            tasks.append((server, None, None))
+    return tasks
+
+
+def detect_window(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str],
+                  start: datetime | None, end: datetime | None, stored: dict[str, str] | None = None
+                  ) -> tuple[str, list[str]]:
+    """Findings of one server in one window [start, end) from the dataset (``start`` None: its events
+    without a time), written to a state file whose path is returned with the warnings of quoting
+    evidence lines. ``stored``: input path -> its quotable lines file, relative to ``out``.
+
+    The window's rows come with margins (see ``MARGIN_*``); only findings timed inside it are kept,
+    so the windows together give exactly the findings of the whole server at once.
+    """
     lazy = scan_events(Path(out), keep_day=True)
     assert lazy is not None
     mine = lazy.filter(pl.col("server").is_null() if server is None else (pl.col("server") == server))
-    bounds = mine.select(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"),
-                         pl.col("ts").null_count().alias("nulls")).collect().row(0, named=True)
     lines = SourceLines(sha, {path: str(Path(out) / rel) for path, rel in (stored or {}).items()})
-    profile = site.for_server(server)
     cols = list(DETECT_COLUMNS)
-
-    def findings_of(rows: pl.LazyFrame) -> pl.DataFrame:
-        events = shift_protocol_times(conform(rows.select(cols).collect()), shift)
-        return build_findings(events, profile, sha, lines.texts)
-
-    frames = []
-    if bounds["lo"] is not None:
-        counts = dict(mine.filter(pl.col("ts").is_not_null()).group_by(pl.col("ts").dt.truncate("1h"))
-                      .agg(pl.len()).collect().iter_rows())
+    if start is None or end is None:
+        rows, keep = mine.filter(pl.col("ts").is_null()), pl.col("time").is_null()
+    else:
         reach = timedelta(minutes=abs(shift)) + MARGIN_AFTER_ALL  # the clock shift moves rows across edges
-        for start, end in time_windows(bounds["lo"], bounds["hi"], counts, window_days):
-            lo, hi = start - reach - MARGIN_BEFORE, end + MARGIN_AFTER
-            rows = mine.filter((pl.col("day") >= f"{lo:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")
-                               & (pl.col("ts") >= lo) & (pl.col("ts") < hi)
-                               & ((pl.col("ts") < end + reach) | OUTCOME_ROWS))
-            found = findings_of(rows)
-            frames.append(found.filter((pl.col("time") >= start) & (pl.col("time") < end)))
-    if bounds["nulls"]:
-        frames.append(findings_of(mine.filter(pl.col("ts").is_null())).filter(pl.col("time").is_null()))
-    findings = pl.concat([f for f in frames if f.height] or [empty_findings()])
-    target = Path(out) / "state" / f"findings-{input_key(server or '')}.parquet"
+        lo, hi = start - reach - MARGIN_BEFORE, end + MARGIN_AFTER
+        rows = mine.filter((pl.col("day") >= f"{lo:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")
+                           & (pl.col("ts") >= lo) & (pl.col("ts") < hi)
+                           & ((pl.col("ts") < end + reach) | OUTCOME_ROWS))
+        keep = (pl.col("time") >= start) & (pl.col("time") < end)
+    events = shift_protocol_times(conform(rows.select(cols).collect()), shift)
+    findings = build_findings(events, site.for_server(server), sha, lines.texts).filter(keep)
+    label = "undated" if start is None else f"{start:%Y%m%d%H}"
+    target = Path(out) / "state" / f"findings-{input_key(server or '')}-{label}.parquet"
     _write_frame(findings, target)
     return str(target), lines.warnings

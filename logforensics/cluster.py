@@ -10,9 +10,9 @@ What runs where:
 * **On the workers**, as tasks: one task per unit (the files of one rotated log, newest first),
   running :func:`logforensics.batch.process_unit`: each file is read and its events are written
   straight to ``OUTPUT/events/format=F/day=D/<input-key>.parquet`` (tmp + rename); the task returns
-  only the manifest entries (a few hundred bytes per file), never events. Then one task per server,
-  running :func:`logforensics.batch.detect_server`, which reads that server's events from the dataset
-  and writes its findings to ``OUTPUT/state/``. Both are the very functions a local run calls, so the
+  only the manifest entries (a few hundred bytes per file), never events. Then one task per time
+  window of each server, running :func:`logforensics.batch.detect_window`, which reads that window's
+  events (with its margins) from the dataset and writes its findings to ``OUTPUT/state/``. Both are the very functions a local run calls, so the
   findings are identical to a single-machine run.
 
 So the input files and the output folder must be at the same path on every worker and on the client:
@@ -216,7 +216,7 @@ class ClusterSession:
     def map(self, fn: Callable[..., Any], tasks: list[tuple]) -> list[Any]:
         """``fn(*task)`` for each task on the workers (retried like the units), results in task order.
 
-        Used for the per-server detection; ``task[0]`` is the absolute output folder.
+        Used for the detection windows; ``task[0]`` is the absolute output folder.
         """
         if not tasks:
             return []
