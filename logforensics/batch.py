@@ -74,6 +74,10 @@ MARGIN_AFTER = timedelta(days=11)
 OUTCOME_ROWS = (pl.col("event").is_in(["deliver", "queued", "tracking"])
                 | ((pl.col("event") == "rcpt") & (pl.col("direction") == "out")))
 
+#: Runs with less input than this (bytes on disk) run in this process alone: a worker process
+#: takes about half a second to start, longer than such a run takes.
+SMALL_RUN_BYTES = 4 << 20
+
 #: Columns detection needs (``text`` and a few others stay on disk).
 DETECT_COLUMNS = [c for c in EVENT_SCHEMA if c not in ("text", "size", "transport", "verb")]
 #: Rows and columns site inference needs from the whole archive.
@@ -492,7 +496,10 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         todo.append(f)
 
     known_sha = {e["sha256"]: e["path"] for e in inputs.values() if e.get("sha256") and e.get("status") == "ok"}
-    progress = Progress(len(todo), sum(max(f.size, 0) for f in todo), enabled=show_progress)
+    todo_bytes = sum(max(f.size, 0) for f in todo)
+    if scheduler is None and todo_bytes < SMALL_RUN_BYTES:
+        jobs = 1  # starting worker processes would cost more than the whole run
+    progress = Progress(len(todo), todo_bytes, enabled=show_progress)
     if skipped:
         progress.note(f"{skipped} input file(s) already done in {out}; skipped")
 

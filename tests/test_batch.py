@@ -60,7 +60,8 @@ def test_scan_and_batch_give_the_same_findings_on_the_samples(tmp_path):
     assert days == {"day=2000-06-14", "day=2000-06-15"}
 
 
-def test_one_job_and_two_jobs_agree(tmp_path):
+def test_one_job_and_two_jobs_agree(tmp_path, monkeypatch):
+    monkeypatch.setattr("logforensics.batch.SMALL_RUN_BYTES", 0)  # really start a worker
     one = batch([SAMPLES / "ims55"], SITE, tmp_path / "one", jobs=1, show_progress=False)
     two = batch([SAMPLES / "ims55"], SITE, tmp_path / "two", jobs=2, show_progress=False)
     assert comparable(one.detection.findings) == comparable(two.detection.findings)
@@ -207,9 +208,10 @@ def _rotated_postfix(root: Path, *, trusted_mtimes: bool) -> Path:
 
 
 @pytest.mark.parametrize("trusted_mtimes", [True, False])
-def test_rotated_files_parse_in_parallel_and_get_scans_years(tmp_path, trusted_mtimes):
+def test_rotated_files_parse_in_parallel_and_get_scans_years(tmp_path, trusted_mtimes, monkeypatch):
     """Each rotated file is its own task; when copying reset the older files' mtimes, the years from
     rotation order win (as in scan) and those files are parsed again, without doubling events."""
+    monkeypatch.setattr("logforensics.batch.SMALL_RUN_BYTES", 0)  # really in parallel
     root = _rotated_postfix(tmp_path / "in", trusted_mtimes=trusted_mtimes)
     site = SiteProfile(timezone="UTC")
     scanned = scan([root], site)
