@@ -136,6 +136,74 @@ SHAPES: dict[str, str] = {
     "note": NOTE,
 }
 
+#: Regex metacharacters, escaped in a layout's literal separators (``re.escape`` would also escape
+#: characters such as the space, which Rust's regex refuses).
+_META = set("\\.^$|?*+()[]{}")
+
+
+def literal(text: str) -> str:
+    """``text`` as a pattern matching exactly itself, in the Python/Rust common subset."""
+    return "".join("\\" + c if c in _META else c for c in text)
+
+
+#: A strict layout: a leading literal, then ``(group, class, separator)`` steps; each group is a run
+#: of ``class`` ended by the literal ``separator``, the last one's separator ending the text.
+Layout = tuple[str, tuple[tuple[str, str, str], ...]]
+
+#: Strict layouts of the busiest shapes: the lines Postfix itself writes (single spaces, no
+#: trailing blanks, the everyday optional parts present or absent as listed). Two properties,
+#: checked by tests/test_read_speedpaths.py, make their fields cheap to take:
+#:
+#: * no group's class matches the first character of its separator, so a group is the text up to
+#:   the first occurrence of its separator (the reader cuts at literals, no capture engine);
+#: * on a message matching a layout, the shape's pattern in :data:`SHAPES` has exactly that reading
+#:   (the same groups; every group not listed did not take part) and no earlier shape matches:
+#:   each earlier shape needs another word where the layout has its literal, and a queue id holds
+#:   no vowel-bearing lower-case word (``connect``, ``reject``, ``warning``...). The reasons per
+#:   shape: ``action``'s reason holds no ``;``, so the lazy reason ends at the only ``; `` and the
+#:   tail is read from there; ``delivery``'s and ``action``'s greedy/lazy last groups end at the
+#:   text's last ``)`` / ``>``; ``disconnect``'s counters are the whole rest.
+#:
+#: Messages that do not match a layout take the full patterns.
+_ADDR_PLAIN = r"[^<>\", \t;]*"  # an address without quotes, spaces, commas or semicolons
+_NAME = r"[^\[\] \t]*"  # a client name (CLIENT's), also the bracketed address without blanks
+LAYOUTS: dict[str, Layout] = {  # busiest first: each tried only on the rows no other took
+    "delivery": ("", (
+        ("qid", QUEUE_ID, ": to=<"), ("to", _ADDR_PLAIN, ">, relay="), ("relay", r"[^,]*", ", delay="),
+        ("delay", r"[0-9.]+", ", delays="), ("delays", r"[0-9./]+", ", dsn="), ("dsn", r"[0-9.]+", ", status="),
+        ("status", r"[A-Za-z_-]+", " ("), ("detail", r".*", ")"),
+    )),
+    "connect": ("connect from ", (("client_host", _NAME, "["), ("client_ip", _NAME, "]"))),
+    "disconnect": ("disconnect from ", (
+        ("client_host", _NAME, "["), ("client_ip", _NAME, "]"),
+        ("counters", r"(?: [a-z]+=[0-9]+(?:/[0-9]+)?)*", ""),
+    )),
+    "received": ("", (
+        ("qid", QUEUE_ID, ": client="), ("client_host", _NAME, "["), ("client_ip", _NAME, "]"),
+    )),
+    "queued": ("", (
+        ("qid", QUEUE_ID, ": from=<"), ("sender", _ADDR_PLAIN, ">, size="), ("size", r"[0-9]+", ", nrcpt="),
+        ("nrcpt", r"[0-9]+", " ("), ("queue", r"[^)]*", ")"),
+    )),
+    "message_id": ("", (("qid", QUEUE_ID, ": message-id="), ("message_id", r".*", ""))),
+    "note": ("", (("qid", QUEUE_ID, ": "), ("note", r"removed", ""))),
+    "action": ("", (
+        ("qid", QUEUE_ID, ": "),
+        ("action", r"(?:milter-|proxy-)?reject(?:_warning)?|proxy-accept|discard|filter|hold|redirect"
+                   r"|bcc|prepend|warn|info", ": "),
+        ("command", r"[A-Z][A-Z-]*", " from "), ("client_host", _NAME, "["), ("client_ip", _NAME, "]: "),
+        ("reason", r"[^;]*", "; from=<"), ("sender", _ADDR_PLAIN, "> to=<"), ("to", _ADDR_PLAIN, "> proto="),
+        ("proto", r"[A-Za-z0-9]*", " helo=<"), ("helo", r"[^<>]*", ">"),
+    )),
+}
+
+
+def layout_pattern(layout: Layout) -> str:
+    """The pattern of a strict layout (unanchored at the start, like the shapes)."""
+    lead, steps = layout
+    return literal(lead) + "".join(f"(?:{cls}){literal(sep)}" for _, cls, sep in steps) + "$"
+
+
 ELEMENTS: dict[str, pp.Regex] = {name: regex_leaf(pattern, f"postfix {name}")
                                  for name, pattern in SHAPES.items()}
 

@@ -2,14 +2,16 @@
 
 * ``split_syslog`` splits ``FIXED_BSD`` lines by offsets and spaces instead of running the envelope
   pattern: it must equal both the full pattern over the column and ``parse_line`` (pyparsing).
-* ``shape_columns`` finds the shape with plain matches and extracts groups on that shape's rows only:
-  it must equal ``parse_message`` (pyparsing) line by line.
+* ``shape_columns`` cuts messages in a strict layout (``grammars.postfix.LAYOUTS``) at literals, finds
+  the other shapes with plain matches and extracts groups on that shape's rows only: it must equal
+  ``parse_message`` (pyparsing) line by line, and the reader must give the same events without layouts.
 * ``syslog_times`` converts each run of equal stamps once; ``split_lines`` splits in Python;
   ``_sessions`` runs its windows on the smtpd rows only.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -210,3 +212,107 @@ def test_times_of_the_fixed_layout_are_the_grammar_fields():
 
 def test_root_is_the_project():
     assert (ROOT / "benchmarks" / "gen_postfix.py").is_file() and Path(__file__).parent.parent == ROOT
+
+
+#: Messages at the edges of the strict layouts (grammars.postfix.LAYOUTS): each either takes its
+#: layout with the full pattern's fields, or leaves it for the full patterns.
+LAYOUT_EDGES = [
+    # delivery
+    "0000010C2D: to=<a@b>, relay=mx[1.2.3.4]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)",
+    "0000010C2D: to=<>, relay=none, delay=0, delays=0/0/0/0, dsn=5.0.0, status=bounced (x (y) z)",
+    "0000010C2D: to=<a@b>, relay=mx[2001:db8::1]:25, delay=1, delays=1/0/0/0, dsn=4.0.0, status=deferred ((a)",
+    "44JCRG5tYPzCqt2: to=<a@b>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (delivered)",
+    '0000010C2D: to=<"q>x,y"@b>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ok)',
+    "0000010C2D: to=<a, b@c>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ok)",
+    "0000010C2D: to=<a@b>, orig_to=<c@d>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ok)",
+    "0000010C2D: to=<a@b>, relay=local, conn_use=2, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ok)",
+    "0000010C2D: to=<a@b>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ok) ",
+    "0000010C2D: to=<a@b>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent",
+    "0000010C2D: to=<a@b>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent\t(ok)",
+    "0000010C2D: to=<a@b>,  relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ok)",
+    "0000010C2D: to=a@b, relay=local, delay=1, status=sent (ok)",
+    "abcdefghij: to=<a@b>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ok)",
+    "NOQUEUE: to=<a@b>, relay=local, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (ünï)",
+    # connect / disconnect
+    "connect from unknown[2001:db8::1]", "connect from x[1.2.3.4]:25", "connect from x [1.2.3.4]",
+    "connect from x[1.2.3.4] ", "connect from x[[1]]", "connect from [1.2.3.4]", "connect from ünï[1.2.3.4]",
+    "disconnect from x[::1] ehlo=1 auth=0/1 commands=1/2", "disconnect from x[1.2.3.4]  ehlo=1",
+    "disconnect from x[1.2.3.4] ehlo=1 ", "disconnect from x[1.2.3.4]", "disconnect from x[1.2.3.4] Ehlo=1",
+    # received
+    "0000010C2D: client=x[1.2.3.4]", "0000010C2D: client=x[1.2.3.4]:25", "NOQUEUE: client=x[1.2.3.4]",
+    "0000010C2D: client=x[1.2.3.4], sasl_method=LOGIN, sasl_username=u@d", "0000010C2D: client=[::1]",
+    "warning: client=x[1.2.3.4]", "0000010C2D: client=x[1.2.3.4] ",
+    # action
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 5.7.1 <a@b>: Relay access denied; from=<s@x> to=<a@b> "
+    "proto=ESMTP helo=<h>",
+    "NOQUEUE: reject: RCPT from unknown[2001:db8::1]: 554 5.7.1 <a@b>: Relay access denied; from=<> to=<a@b> "
+    "proto=ESMTP helo=<[2001:db8::1]>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 to=<z@z> in the reason; from=<s@x> to=<a@b> proto=SMTP helo=<h>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 a; b; from=<s@x> to=<a@b> proto=SMTP helo=<h>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<h>; from=<t@y> to=<c@d> "
+    "proto=SMTP helo=<i>",
+    'NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<"a>b,c"@x> to=<a@b> proto=SMTP helo=<h>',
+    'NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<"q>x"@b> proto=SMTP helo=<h>',
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]:25: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<h>",
+    "NOQUEUE: reject: RCPT from [1.2.3.4]:25: 550 x; from=<s@x>, to=<a@b>, proto=ESMTP, helo=<h>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; to=<a@b> proto=SMTP helo=<h>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=h",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<a b>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<a>b>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<h> ",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 x;  from=<s@x> to=<a@b> proto=SMTP helo=<h>",
+    "NOQUEUE: reject: RCPT from x[1.2.3.4]:\t554 x; from=<s@x> to=<a@b> proto=SMTP helo=<h>",
+    "0000010C2D: milter-reject: END-OF-MESSAGE from x[1.2.3.4]: 5.7.1 no; from=<s@x> to=<a@b> proto=ESMTP helo=<h>",
+    "0000010C2D: reject_warning: MAIL from x[1.2.3.4]: 450 x; from=<s@x> to=<a@b> proto=ESMTP helo=<h>",
+    "0000010C2D: proxy-accept: END-OF-MESSAGE from x[1.2.3.4]: 250 2.0.0 Ok: queued as 1; from=<a@b> to=<c@d> "
+    "proto=ESMTP helo=<h>",
+    "0000010C2D: reject: header Subject: x from x[1.2.3.4]; from=<s@x> to=<a@b> proto=ESMTP helo=<h>",
+    "reject: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<h>",
+    "NOQUEUE: rejected: RCPT from x[1.2.3.4]: 554 x; from=<s@x> to=<a@b> proto=SMTP helo=<h>",
+    # queued, message-id, removed
+    "0000010C2D: from=<a@b>, size=1, nrcpt=1 (queue active)", "0000010C2D: from=<a@b>, size=1, nrcpt=1",
+    '0000010C2D: from=<"a>,b"@c>, size=1, nrcpt=1 (queue active)', "0000010C2D: from=<a@b>, size=1, nrcpt=1 (x) ",
+    "0000010C2D: from=<a@b>, status=expired, returned to sender",
+    "0000010C2D: message-id=<a@b>", "0000010C2D: message-id=", "0000010C2D: resent-message-id=<a@b>",
+    "0000010C2D: message-id=<a b>; x: y ", "NOQUEUE: message-id=<a@b>",
+    "0000010C2D: removed", "0000010C2D: removed ", "NOQUEUE: removed", "removed", "44JCRG5tYPzCqt2: removed",
+    "0000010C2D: removed: x", "warning: 0000010C2D: removed",
+]
+
+
+def test_layout_groups_end_at_their_separators():
+    """No group's class takes its separator's first character, so cutting at the first occurrence of
+    the separator is the group's match."""
+    for name, (_lead, steps) in grammar.LAYOUTS.items():
+        for group, cls, sep in steps[:-1]:
+            assert re.fullmatch(f"(?:{cls})", sep[0]) is None, (name, group)
+            assert not re.fullmatch(f"(?:{cls})", "x" + sep[0]) and not re.fullmatch(f"(?:{cls})", "1" + sep[0])
+
+
+def test_layouts_agree_with_the_full_patterns():
+    assert_shapes_agree(LAYOUT_EDGES)
+    fast = {name: sum(bool(re.match(anchored(grammar.layout_pattern(layout)), m)) for m in LAYOUT_EDGES)
+            for name, layout in grammar.LAYOUTS.items()}
+    assert all(n >= 1 for n in fast.values()), fast  # every layout really taken
+    # The layouts exclude each other, so the order they are tried in does not matter.
+    for m in LAYOUT_EDGES:
+        assert sum(bool(re.match(anchored(grammar.layout_pattern(layout)), m))
+                   for layout in grammar.LAYOUTS.values()) <= 1, m
+
+
+def test_layouts_agree_on_corpus_and_sample_messages():
+    frame = split_syslog(pl.Series("raw", corpus_lines(), dtype=pl.String))
+    assert_shapes_agree(frame.filter(pl.col("instance").str.starts_with("postfix"))["msg"].to_list())
+
+
+def test_read_equals_the_full_pattern_path(generated_lines, monkeypatch):
+    """The whole reader with the layouts turned off gives the same events."""
+    text = "\n".join(generated_lines[:3000] + [f"Jan 12 10:00:00 mx postfix/smtpd[77]: {m}" for m in LAYOUT_EDGES]
+                     + [f"Jan 12 10:00:01 mx postfix/qmgr[78]: {m}" for m in LAYOUT_EDGES]) + "\n"
+    ctx = ReadContext("s.log", SiteProfile(timezone="Europe/Berlin"), None, YearHint(start_year=2004))
+    fast = PostfixReader().read(split_lines(text), ctx).events
+    monkeypatch.setattr(grammar, "LAYOUTS", {})
+    full = PostfixReader().read(split_lines(text), ctx).events
+    assert_frame_equal(fast, full)

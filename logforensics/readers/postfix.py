@@ -28,6 +28,7 @@ the HELO name and the SASL login (logged on ``client=`` lines) fill the rows tha
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import ClassVar
 
 import polars as pl
@@ -52,39 +53,70 @@ REJECT_ACTIONS = ("reject", "milter-reject", "proxy-reject")
 _GROUPS: dict[str, list[str]] = {name: list(re.compile(p).groupindex) for name, p in grammar.SHAPES.items()}
 #: Every named group of every shape.
 FIELD_NAMES: list[str] = sorted({g for groups in _GROUPS.values() for g in groups})
+#: The groups the events are made of.
+USED_FIELDS = ("qid", "action", "command", "reason", "detail", "relay", "client_host", "client_ip",
+               "orig_client_host", "orig_client_ip", "to", "to_bare", "orig_to", "orig_to_bare", "status",
+               "helo", "sasl_username", "sender", "size")
 
 #: Loopback next hops (a content filter on this host) and unix-socket next hops.
 _LOOPBACK = r"\[(?:127\.[0-9.]+|::1|::ffff:127\.[0-9.]+|[Ii][Pp][Vv]6:::1)\]"
 _SOCKET = r"\[(?:private|public)/"
 
 
-def shape_columns(df: pl.DataFrame) -> pl.DataFrame:
+def shape_columns(df: pl.DataFrame, groups: Sequence[str] = FIELD_NAMES) -> pl.DataFrame:
     """Add ``kind`` (the first shape of :data:`grammars.postfix.SHAPES` matching the whole ``msg``)
-    and ``f_<group>`` for every named group (null unless the group belongs to that shape).
+    and ``f_<group>`` for each of ``groups`` (default: every named group; null unless the group
+    belongs to that shape).
 
-    Two passes keep the capture groups off most rows: the shape comes from plain matches (no
-    captures; each pattern tried only on the rows no earlier shape took, and :data:`grammar.NOTE`
-    takes any text), then each shape's groups are extracted on its own rows only.
+    Messages in a strict layout (:data:`grammars.postfix.LAYOUTS`: most of a busy log) are cut at
+    the layout's literals. The rest take two passes that keep the capture groups off most rows: the
+    shape comes from plain matches (no captures; each pattern tried only on the rows no earlier
+    shape took, and :data:`grammar.NOTE` takes any text), then each shape's groups are extracted on
+    its own rows only. Each part is computed on its own rows; the parts are put back in row order.
     """
-    msg = pl.col("msg").fill_null("")
-    df = df.with_columns(pl.lit(None, pl.String).alias("kind"))
+    rest = df.select(pl.col("msg").fill_null(""), pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_"))
+    parts: list[pl.DataFrame] = []
+    for name, layout in grammar.LAYOUTS.items():
+        hit = rest["msg"].str.contains(_LAYOUT_PATTERNS[name])
+        parts.append(_cut_layout(rest.filter(hit), name, layout))
+        rest = rest.filter(~hit)
     *tried, last = grammar.SHAPES
     for name in tried:
-        open_msg = pl.when(pl.col("kind").is_null()).then(msg)
-        hit = open_msg.str.contains(anchored(grammar.SHAPES[name])).fill_null(False)
-        df = df.with_columns(pl.when(hit).then(pl.lit(name)).otherwise(pl.col("kind")).alias("kind"))
-    df = df.with_columns(pl.col("kind").fill_null(pl.lit(last)))
-    df = df.with_columns([
-        pl.when(pl.col("kind") == name).then(msg).str.extract_groups(anchored(pattern)).alias(f"s_{name}")
-        for name, pattern in grammar.SHAPES.items()
-    ])
+        if rest.is_empty():
+            break
+        hit = rest["msg"].str.contains(anchored(grammar.SHAPES[name]))
+        parts.append(_extract_shape(rest.filter(hit), name))
+        rest = rest.filter(~hit)
+    parts.append(_extract_shape(rest, last))
+    fields = pl.concat([part.select("row_", "kind", *(f"f_{g}" for g in groups if f"f_{g}" in part.columns))
+                        for part in parts], how="diagonal").rechunk().sort("row_")
+    return df.with_columns(fields.select(
+        "kind", *(pl.col(f"f_{g}") if f"f_{g}" in fields.columns else pl.lit(None, pl.String).alias(f"f_{g}")
+                  for g in groups)))
 
-    def field(group: str) -> pl.Expr:
-        return pl.coalesce([pl.col(f"s_{name}").struct.field(group)
-                            for name, groups in _GROUPS.items() if group in groups])
 
-    df = df.with_columns([field(g).alias(f"f_{g}") for g in FIELD_NAMES])
-    return df.drop([f"s_{name}" for name in grammar.SHAPES])
+#: Each strict layout's full pattern, anchored.
+_LAYOUT_PATTERNS = {name: anchored(grammar.layout_pattern(layout)) for name, layout in grammar.LAYOUTS.items()}
+
+
+def _cut_layout(rows: pl.DataFrame, name: str, layout: grammar.Layout) -> pl.DataFrame:
+    """``row_, kind, f_<group>...`` of messages in a strict layout: each group is the text up to the
+    first occurrence of its separator (the last one's separator ends the text)."""
+    lead, steps = layout
+    frame = rows.select("row_", pl.col("msg").str.strip_prefix(lead).alias("rest_"))
+    *inner, (last_group, _, last_sep) = steps
+    for group, _, sep in inner:
+        frame = frame.with_columns(pl.col("rest_").str.splitn(sep, 2).struct.rename_fields([f"f_{group}", "rest_"])
+                                   ).unnest("rest_")
+    frame = frame.with_columns(pl.col("rest_").str.strip_suffix(last_sep).alias(f"f_{last_group}")).drop("rest_")
+    return frame.with_columns(pl.lit(name).alias("kind"))
+
+
+def _extract_shape(rows: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``row_, kind, f_<group>...`` of messages of shape ``name``, by its full pattern."""
+    groups = rows["msg"].str.extract_groups(anchored(grammar.SHAPES[name])).struct.unnest()
+    return pl.DataFrame([rows["row_"], pl.Series("kind", [name] * rows.height, pl.String)]).hstack(
+        [groups[g].alias(f"f_{g}") for g in _GROUPS[name]])
 
 
 def _is_postfix(instance: pl.Expr) -> pl.Expr:
@@ -198,7 +230,7 @@ class PostfixReader:
             .then(pl.lit("last message repeated ") + pl.col("repeat_times") + pl.lit(" times"))
             .otherwise(pl.col("msg")).alias("msg"),
         )
-        df = shape_columns(df)
+        df = shape_columns(df, USED_FIELDS)
         f = lambda g: pl.col(f"f_{g}")  # noqa: E731
 
         kind = pl.col("kind")
@@ -322,37 +354,39 @@ class PostfixReader:
         rows = df.select(smtpd.arg_true())[:, 0]
         if rows.is_empty():
             return df
-        pid_start = df.group_by(grp).agg(pl.col("line").min().alias("pid_start"))
-        sub = df[rows].select("line", *grp, "kind", "event", "own_client_host", "own_client_ip", "own_helo",
-                              "own_auth")
+        # ``gid`` numbers the (host, pid) groups, so the windows group by integers.
+        pid_start = df.group_by(grp).agg(pl.col("line").min().alias("pid_start")).with_row_index("gid")
+        sub = df.select("line", *grp, "kind", "event", "own_client_host", "own_client_ip", "own_helo",
+                        "own_auth")[rows]
         sub = sub.join(pid_start, on=grp, how="left", maintain_order="left")
         sub = sub.with_columns(
             (pl.col("kind") == "connect").alias("is_conn"),
             (pl.col("kind") == "disconnect").alias("is_disc"),
         )
-        sub = sub.with_columns(pl.col("is_conn").cum_sum().over(grp).alias("seg"))
+        sub = sub.with_columns(pl.col("is_conn").cum_sum().over("gid").alias("seg"))
         sub = sub.with_columns(
             pl.when(pl.col("seg") == 0).then(pl.col("pid_start"))
-            .otherwise(pl.col("line").first().over([*grp, "seg"])).alias("seg_start"),
-            pl.col("is_disc").shift(1).fill_null(False).cum_sum().over([*grp, "seg"]).alias("after_disc"),
+            .otherwise(pl.col("line").first().over(["gid", "seg"])).alias("seg_start"),
+            (pl.col("is_disc").shift(1).fill_null(False).cum_sum().over(["gid", "seg"]) == 0).alias("in_session"),
         )
         session = (pl.lit(ctx.source + "#") + pl.col("host_key") + pl.lit("#") + pl.col("pid").cast(pl.String)
                    + pl.lit("#L") + pl.col("seg_start").cast(pl.String))
-        sub = sub.with_columns(pl.when(pl.col("after_disc") == 0).then(session).otherwise(None).alias("session"))
-        in_session = pl.col("session").is_not_null()
+        in_session = pl.col("in_session")
+        # One session = the rows of one (gid, seg) before its disconnect.
+        per_session = ["gid", "seg", "in_session"]
         session_fill = pl.col("event").is_in(["rcpt", "mail", "helo", "data", "command", "received"])
 
         def fill_forward(own: str) -> pl.Expr:
-            return (pl.when(in_session).then(pl.coalesce(pl.col(own), pl.col(own).forward_fill().over("session")))
+            return (pl.when(in_session).then(pl.coalesce(pl.col(own), pl.col(own).forward_fill().over(per_session)))
                     .otherwise(pl.col(own)))
 
         sub = sub.select(
-            "session",
+            pl.when(in_session).then(session).otherwise(None).alias("session"),
             fill_forward("own_client_host").alias("client_host"),
             fill_forward("own_client_ip").alias("client_ip"),
             fill_forward("own_helo").alias("helo"),
             pl.when(in_session & session_fill).then(pl.coalesce(
-                pl.col("own_auth"), pl.col("own_auth").drop_nulls().first().over("session")))
+                pl.col("own_auth"), pl.col("own_auth").drop_nulls().first().over(per_session)))
             .otherwise(pl.col("own_auth")).alias("auth_user"),
         )
         return df.with_columns(df[name].scatter(rows, sub[name]) for name in sub.columns)

@@ -55,13 +55,16 @@ class YearHint:
 ENVELOPE_COLUMNS = ("mon", "day", "hms", "iso", "iso_zone", "priority", "host", "tag", "pid", "facility", "msg")
 
 #: The everyday layout, ``Mmm dd hh:mm:ss host tag[pid]: msg`` (``[pid]`` optional) with single
-#: spaces and a two-character day, which fixes every field's place: the stamp is sliced at fixed
-#: offsets and the rest split at spaces. On such a line ``grammar.LINE`` has exactly one reading,
-#: the same: no priority (the host cannot start with ``<``), the host is the whole word (no
+#: spaces, a two-character day and a printable ASCII host, which fixes every field's place: the stamp
+#: is sliced at fixed offsets, the host runs to the first space after it, the message starts after
+#: the first ``": "`` (the stamp's colons are followed by digits, the host holds no space and does
+#: not end in ``:``, the tag holds no colon). Everything before the message is ASCII, so the byte
+#: offsets ``str.find`` gives are character offsets. On such a line ``grammar.LINE`` has exactly one
+#: reading, the same: no priority (the host cannot start with ``<``), the host is the whole word (no
 #: ``[ ] :`` at its end), the tag runs to ``[`` or ``:``. Lines whose message starts ``[ID ``
 #: (Solaris) or that hold a newline take the full pattern. tests/test_read_speedpaths.py checks it.
 FIXED_BSD = (r"^(?:" + "|".join(grammar.MONTHS) + r") [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} "
-             r"[^ \t\[\]<]*[^ \t\[\]:<] [A-Za-z][A-Za-z0-9_./-]*(?:\[[0-9]+\])?: ")
+             r"[!-;=-Z\\^-~]*[!-9;=-Z\\^-~] [A-Za-z][A-Za-z0-9_./-]*(?:\[[0-9]+\])?: ")
 
 
 def split_syslog(lines: pl.Series) -> pl.DataFrame:
@@ -73,35 +76,43 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
     frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
     frame = frame.with_columns(pl.col("line").cast(pl.Int64))
     raw = pl.col("raw")
-    fixed = (raw.str.contains(FIXED_BSD) & ~raw.str.contains("\n", literal=True)).fill_null(False)
-    # Fixed lines: the stamp at its offsets, then host, ``tag[pid]:`` and the message split at spaces.
+    # Fixed lines: the stamp at its offsets, the host to the next space, ``tag[pid]`` to ``": "``.
     frame = frame.with_columns(
-        pl.when(fixed).then(raw.str.slice(16)).str.splitn(" ", 3)
-        .struct.rename_fields(["host_", "tag_pid_", "msg_"]).alias("rest_"),
-    ).unnest("rest_")
+        (raw.str.contains(FIXED_BSD) & ~raw.str.contains("\n", literal=True)).fill_null(False).alias("fixed_"),
+        raw.str.find(": ", literal=True).alias("colon_"),
+        raw.str.slice(16).str.find(" ", literal=True).alias("host_len_"),
+    )
+    tag_start = pl.col("host_len_") + 17
     frame = frame.with_columns(
-        (pl.col("msg_").is_not_null() & ~pl.col("msg_").str.starts_with("[ID ").fill_null(False)).alias("fixed_"),
-        pl.col("tag_pid_").str.strip_suffix(":").str.split_exact("[", 1)
-        .struct.rename_fields(["tag_", "pid_"]).alias("tp_"),
-    ).unnest("tp_")
+        raw.str.slice(pl.col("colon_") + 2).alias("msg_"),
+        raw.str.slice(tag_start, pl.col("colon_") - tag_start).alias("tag_pid_"),
+    ).with_columns(
+        (pl.col("fixed_") & ~pl.col("msg_").str.starts_with("[ID ")).fill_null(False).alias("fixed_"),
+        pl.col("tag_pid_").str.find("[", literal=True).alias("bracket_"),
+    )
+    bracket = pl.col("bracket_")
+    tag_pid = pl.col("tag_pid_")
     by_offset = {
         "mon": raw.str.slice(0, 3),
         "day": raw.str.slice(4, 2).str.strip_chars_start(" "),
         "hms": raw.str.slice(7, 8),
-        "host": pl.col("host_"),
-        "tag": pl.col("tag_"),
-        "pid": pl.col("pid_").str.strip_suffix("]"),
+        "host": raw.str.slice(16, pl.col("host_len_")),
+        "tag": pl.when(bracket.is_null()).then(tag_pid).otherwise(tag_pid.str.head(bracket)),
+        "pid": tag_pid.str.slice(bracket + 1, tag_pid.str.len_bytes() - bracket - 2),
         "msg": pl.col("msg_"),
     }
     is_fixed = pl.col("fixed_")
-    # The others: the full envelope pattern.
-    slow = pl.when(is_fixed).then(None).otherwise(raw).str.extract_groups(anchored(grammar.LINE))
-    frame = frame.with_columns(slow.alias("g")).select(
-        "line", "raw",
-        *((pl.when(is_fixed).then(by_offset[name]).otherwise(pl.col("g").struct.field(name))
-           if name in by_offset else pl.col("g").struct.field(name)).alias(name)
-          for name in ENVELOPE_COLUMNS),
-    )
+    if frame["fixed_"].all():
+        frame = frame.select("line", "raw", *(by_offset.get(name, pl.lit(None, pl.String)).alias(name)
+                                              for name in ENVELOPE_COLUMNS))
+    else:  # the others: the full envelope pattern
+        slow = pl.when(is_fixed).then(None).otherwise(raw).str.extract_groups(anchored(grammar.LINE))
+        frame = frame.with_columns(slow.alias("g")).select(
+            "line", "raw",
+            *((pl.when(is_fixed).then(by_offset[name]).otherwise(pl.col("g").struct.field(name))
+               if name in by_offset else pl.col("g").struct.field(name)).alias(name)
+              for name in ENVELOPE_COLUMNS),
+        )
     rfc5424 = (pl.col("tag").is_null() & raw.str.starts_with("<")).fill_null(False)
     if frame.select(rfc5424.any()).item():  # RFC 5424 lines: the same columns from their own pattern
         g = pl.when(rfc5424).then(raw).otherwise(None).str.extract_groups(anchored(grammar.RFC5424))
@@ -110,9 +121,12 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
               for name in ("iso", "iso_zone", "host", "tag", "pid", "msg")),
         ).with_columns(pl.when(pl.col("r").struct.field("tag").is_not_null())
                        .then(pl.col("msg").fill_null("")).otherwise(pl.col("msg")).alias("msg")).drop("r")
+    # Tags repeat: split each distinct tag once.
+    tags = frame["tag"].unique().drop_nulls()
+    parts = tags.str.split("/")
     return frame.with_columns(
-        pl.col("tag").str.split("/").list.last().alias("program"),
-        pl.col("tag").str.split("/").list.first().alias("instance"),
+        pl.col("tag").replace_strict(tags, parts.list.last(), default=None).alias("program"),
+        pl.col("tag").replace_strict(tags, parts.list.first(), default=None).alias("instance"),
         pl.col("pid").cast(pl.Int64, strict=False),
     )
 
@@ -146,7 +160,18 @@ def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple
 
     ``frame`` needs ``mon, day, hms, iso, iso_zone``; RFC 3339 stamps without an offset and all
     RFC 3164 stamps are wall-clock time in ``zone``.
+
+    Neighbouring lines mostly share their stamp: each run of equal stamp fields is converted once
+    (the year rolls over only where the month changes, so a run has one year).
     """
+    stamps = frame.select("mon", "day", "hms", "iso", "iso_zone")
+    run = stamps.select(pl.struct(pl.all()).rle_id().alias("run"))["run"]
+    ts, warning = _run_times(stamps.filter(run.is_first_distinct()), zone, hint)
+    return ts.gather(run), warning
+
+
+def _run_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple[pl.Series, str | None]:
+    """:func:`syslog_times` of the first line of each run."""
     month = frame["mon"].replace_strict(MONTH_NUMBER, default=None, return_dtype=pl.Int32)
     iso_naive = frame["iso"].str.replace(" ", "T").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False,
                                                                     time_unit="us")
@@ -174,13 +199,11 @@ def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple
                                   pl.col("iso").dt.hour(), pl.col("iso").dt.minute(),
                                   pl.col("iso").dt.second(), zone)
     iso_local = iso_local + pl.duration(microseconds=pl.col("iso").dt.microsecond())
-    # Neighbouring lines mostly share their stamp: convert each run of equal fields once.
-    run = parts.select(pl.struct(pl.all()).rle_id().alias("run"))["run"]
-    ts = parts.filter(run.is_first_distinct()).select(
+    ts = parts.select(
         pl.when(pl.col("iso").is_not_null())
         .then(pl.when(pl.col("iso_zone").is_not_null()).then(iso_with_zone).otherwise(iso_local))
         .otherwise(bsd).cast(UTC_DATETIME).alias("ts")
-    )["ts"].gather(run)
+    )["ts"]
     return ts, warning
 
 
