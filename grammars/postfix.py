@@ -224,3 +224,11 @@ def parse_message(text: str) -> tuple[str, dict[str, str]]:
             continue
         return name, {k: v for k, v in result.as_dict().items() if v is not None}
     raise AssertionError("unreachable: NOTE takes any text")  # pragma: no cover
+
+
+#: Layouts cut first at a separator they share: on a message matching the layout, the text between
+#: two occurrences of it is a stretch of the layout. Each of the layout's literals holds it at most
+#: once, and no group before the last literal holding it can take its first character (checked by
+#: tests/test_read_speedpaths.py), so its first occurrences are the literals' and one ``splitn``
+#: gives every stretch; the last stretch (``status=... (detail)``) keeps any later occurrence.
+SHARED_SEPARATORS: dict[str, str] = {"delivery": ", "}

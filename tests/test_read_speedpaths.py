@@ -5,8 +5,10 @@
 * ``shape_columns`` cuts messages in a strict layout (``grammars.postfix.LAYOUTS``) at literals, finds
   the other shapes with plain matches and extracts groups on that shape's rows only: it must equal
   ``parse_message`` (pyparsing) line by line, and the reader must give the same events without layouts.
-* ``syslog_times`` converts each run of equal stamps once; ``split_lines`` splits in Python;
-  ``_sessions`` runs its windows on the smtpd rows only.
+* ``syslog_times`` converts each run of equal stamps once (and each minute once, tests/test_timeconv.py);
+  ``split_lines`` splits in Python;
+  ``_sessions`` runs its windows on the smtpd rows only, sorted into contiguous session blocks;
+  delivery messages are split at their shared ``, `` first (``grammars.postfix.SHARED_SEPARATORS``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from grammars import postfix as grammar
 from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext
-from logforensics.readers.postfix import FIELD_NAMES, PostfixReader, shape_columns
+from logforensics.readers.postfix import FIELD_NAMES, USED_FIELDS, PostfixReader, shape_columns
 from logforensics.readers.syslog import FIXED_BSD, YearHint, split_syslog, syslog_times
 from logforensics.site import SiteProfile
 from logforensics.sources import split_lines
@@ -316,3 +318,76 @@ def test_read_equals_the_full_pattern_path(generated_lines, monkeypatch):
     monkeypatch.setattr(grammar, "LAYOUTS", {})
     full = PostfixReader().read(split_lines(text), ctx).events
     assert_frame_equal(fast, full)
+
+
+def test_shared_separators_split_at_the_layout_literals():
+    """A shared separator occurs at most once per literal, not in the lead, and no group before the
+    last literal holding it can take its first character: its first occurrences are the literals'."""
+    for name, shared in grammar.SHARED_SEPARATORS.items():
+        lead, steps = grammar.LAYOUTS[name]
+        assert shared not in lead
+        holding = [i for i, (_, _, sep) in enumerate(steps) if shared in sep]
+        assert holding and all(steps[i][2].count(shared) == 1 for i in holding)
+        for group, cls, _ in steps[:holding[-1] + 1]:
+            for text in (shared[0], "x" + shared[0], "1" + shared[0], "x" + shared):
+                assert re.fullmatch(f"(?:{cls})", text) is None, (name, group)
+
+
+def test_cutting_only_the_wanted_groups_gives_the_same_columns():
+    """``shape_columns`` with a few groups (cutting stops early, unwanted stretches skipped) gives the
+    same columns as with every group, with and without the shared-separator split."""
+    frame = pl.DataFrame({"msg": LAYOUT_EDGES}, schema={"msg": pl.String})
+    full = shape_columns(frame)
+    for groups in (USED_FIELDS, ["qid"], ["to", "status"], ["relay"], ["detail"], ["size", "helo"]):
+        assert_frame_equal(shape_columns(frame, groups), full.select("msg", "kind", *(f"f_{g}" for g in groups)))
+
+
+def test_shared_separator_split_equals_the_plain_cut(monkeypatch):
+    frame = pl.DataFrame({"msg": LAYOUT_EDGES}, schema={"msg": pl.String})
+    split = shape_columns(frame)
+    monkeypatch.setattr(grammar, "SHARED_SEPARATORS", {})
+    assert_frame_equal(shape_columns(frame), split)
+
+
+def test_sessions_equal_a_line_by_line_reference():
+    """``_sessions`` (sorted by group, contiguous session blocks) against a plain walk over the lines:
+    random interleaved smtpd pids with connects, disconnects, client lines and lines after a
+    disconnect, and other programs sharing a pid."""
+    import random
+
+    rng = random.Random(11)
+    lines = []
+    for i in range(1500):
+        pid = rng.choice([101, 102, 103, 104])
+        program = "smtpd" if rng.random() < 0.85 else "cleanup"
+        stamp = f"Jan 12 10:{i // 60 % 60:02d}:{i % 60:02d}"
+        msg = rng.choice([f"connect from h{i}[10.0.0.{i % 250}]", f"disconnect from h{i}[10.0.0.{i % 250}]",
+                          f"{0x10000 + i:X}: client=c{i}[10.1.0.{i % 250}]", "lost connection after DATA",
+                          f"NOQUEUE: reject: RCPT from r{i}[10.2.0.{i % 250}]: 554 x; from=<a@b> to=<c@d> "
+                          f"proto=ESMTP helo=<h>"])
+        lines.append(f"{stamp} mx postfix/{program}[{pid}]: {msg}")
+    ctx = ReadContext("s.log", SiteProfile(timezone="UTC"), None, YearHint(start_year=2004))
+    events = PostfixReader().read(split_lines("\n".join(lines) + "\n"), ctx).events.sort("line")
+    first_line: dict[int, int] = {}
+    state: dict[int, dict] = {}
+    for row in events.iter_rows(named=True):
+        pid = int(re.search(r"\[([0-9]+)\]: ", lines[row["line"] - 1]).group(1))
+        first_line.setdefault(pid, row["line"])
+        if "/smtpd[" not in lines[row["line"] - 1]:
+            assert row["session"] is None
+            continue
+        text = lines[row["line"] - 1].split("]: ", 1)[1]
+        st = state.get(pid)
+        if text.startswith("connect from") or st is None:
+            start = row["line"] if text.startswith("connect from") else first_line[pid]
+            st = state[pid] = {"key": f"s.log#mx#{pid}#L{start}", "open": True, "ip": None, "after_disc": False}
+        elif st["after_disc"]:
+            st["open"] = False
+        if st["open"]:
+            found = re.search(r"\[([0-9.]+)\]", text)
+            own = found.group(1) if found else None
+            st["ip"] = own if own is not None else st["ip"]
+            assert (row["session"], row["client_ip"]) == (st["key"], st["ip"]), row
+        else:
+            assert row["session"] is None, row
+        st["after_disc"] = text.startswith("disconnect from")

@@ -78,7 +78,7 @@ def shape_columns(df: pl.DataFrame, groups: Sequence[str] = FIELD_NAMES) -> pl.D
     parts: list[pl.DataFrame] = []
     for name, layout in grammar.LAYOUTS.items():
         hit = rest["msg"].str.contains(_LAYOUT_PATTERNS[name])
-        parts.append(_cut_layout(rest.filter(hit), name, layout))
+        parts.append(_cut_layout(rest.filter(hit), name, layout, groups))
         rest = rest.filter(~hit)
     *tried, last = grammar.SHAPES
     for name in tried:
@@ -99,17 +99,60 @@ def shape_columns(df: pl.DataFrame, groups: Sequence[str] = FIELD_NAMES) -> pl.D
 _LAYOUT_PATTERNS = {name: anchored(grammar.layout_pattern(layout)) for name, layout in grammar.LAYOUTS.items()}
 
 
-def _cut_layout(rows: pl.DataFrame, name: str, layout: grammar.Layout) -> pl.DataFrame:
-    """``row_, kind, f_<group>...`` of messages in a strict layout: each group is the text up to the
-    first occurrence of its separator (the last one's separator ends the text)."""
+def _stretches(layout: grammar.Layout, shared: str | None) -> list[grammar.Layout]:
+    """``layout`` as the layouts of its stretches between occurrences of ``shared`` (the literals
+    holding it are cut there), or ``[layout]`` without a shared separator."""
     lead, steps = layout
-    frame = rows.select("row_", pl.col("msg").str.strip_prefix(lead).alias("rest_"))
-    *inner, (last_group, _, last_sep) = steps
-    for group, _, sep in inner:
-        frame = frame.with_columns(pl.col("rest_").str.splitn(sep, 2).struct.rename_fields([f"f_{group}", "rest_"])
-                                   ).unnest("rest_")
-    frame = frame.with_columns(pl.col("rest_").str.strip_suffix(last_sep).alias(f"f_{last_group}")).drop("rest_")
-    return frame.with_columns(pl.lit(name).alias("kind"))
+    if shared is None:
+        return [layout]
+    out: list[grammar.Layout] = []
+    current: list[tuple[str, str, str]] = []
+    for group, cls, sep in steps:
+        if shared in sep:
+            before, after = sep.split(shared, 1)
+            out.append((lead, (*current, (group, cls, before))))
+            lead, current = after, []
+        else:
+            current.append((group, cls, sep))
+    out.append((lead, tuple(current)))
+    return out
+
+
+def _cut_layout(rows: pl.DataFrame, name: str, layout: grammar.Layout,
+                groups: Sequence[str] = FIELD_NAMES) -> pl.DataFrame:
+    """``row_, kind, f_<group>...`` of messages in a strict layout: each group is the text up to the
+    first occurrence of its separator (the last one's separator ends the text). Only the wanted
+    ``groups`` are made: cutting stops after the last wanted one.
+
+    A layout with a shared separator (:data:`grammars.postfix.SHARED_SEPARATORS`) is first split
+    into its stretches by one ``splitn``; each stretch holding a wanted group is then cut alike.
+    """
+    wanted = set(groups)
+    stretches = _stretches(layout, grammar.SHARED_SEPARATORS.get(name))
+    if len(stretches) > 1:  # one pass splits every stretch off
+        split = rows["msg"].str.splitn(grammar.SHARED_SEPARATORS[name], len(stretches)).struct.unnest()
+        texts = [split[f"field_{i}"] for i in range(len(stretches))]
+    else:
+        texts = [rows["msg"]]
+    columns: list[pl.Series] = [rows["row_"], pl.Series("kind", [name] * rows.height, pl.String)]
+    for text, (lead, steps) in zip(texts, stretches, strict=True):
+        names = [group for group, _, _ in steps]
+        last_wanted = max((i for i, group in enumerate(names) if group in wanted), default=-1)
+        if last_wanted < 0:
+            continue
+        frame = pl.DataFrame({"rest_": text.str.strip_prefix(lead)})
+        *inner, (last_group, _, last_sep) = steps
+        for i, (group, _, sep) in enumerate(inner):
+            if i == last_wanted:  # the rest is not wanted: keep the group only
+                frame = frame.with_columns(pl.col("rest_").str.splitn(sep, 2).struct.field("field_0")
+                                           .alias(f"f_{group}"))
+                break
+            frame = frame.with_columns(pl.col("rest_").str.splitn(sep, 2).struct.rename_fields(
+                [f"f_{group}", "rest_"])).unnest("rest_")
+        else:
+            frame = frame.with_columns(pl.col("rest_").str.strip_suffix(last_sep).alias(f"f_{last_group}"))
+        columns += [frame[f"f_{group}"] for group in names[:last_wanted + 1] if group in wanted]
+    return pl.DataFrame(columns)
 
 
 def _extract_shape(rows: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -337,9 +380,16 @@ class PostfixReader:
     def _sessions(df: pl.DataFrame, ctx: ReadContext) -> pl.DataFrame:
         """smtpd sessions per (host, pid), and what a session knows filled into its rows.
 
-        Only smtpd rows belong to sessions, so the windows run over those rows alone; the one fact
-        they need from the other rows is where each (host, pid) starts, which keys the session cut
+        Only smtpd rows belong to sessions, so the work runs over those rows alone; the one fact
+        it needs from the other rows is where each (host, pid) starts, which keys the session cut
         off by the file start.
+
+        The smtpd rows are stably sorted by (host, pid) group, so each group's rows are contiguous
+        and in line order. A *segment* starts at a group's first row and at each ``connect``; its
+        *session part* runs from its start through its first ``disconnect`` (the rows after that
+        belong to no session). Each part is a contiguous block numbered by a running count of
+        block starts, so the per-session windows group by one integer; the results are scattered
+        back through the same permutation.
         """
         grp = ["host_key", "pid"]
         df = df.with_columns(
@@ -354,39 +404,42 @@ class PostfixReader:
         rows = df.select(smtpd.arg_true())[:, 0]
         if rows.is_empty():
             return df
-        # ``gid`` numbers the (host, pid) groups, so the windows group by integers.
+        # ``gid`` numbers the (host, pid) groups, so the sort and the windows use integers.
         pid_start = df.group_by(grp).agg(pl.col("line").min().alias("pid_start")).with_row_index("gid")
         sub = df.select("line", *grp, "kind", "event", "own_client_host", "own_client_ip", "own_helo",
-                        "own_auth")[rows]
-        sub = sub.join(pid_start, on=grp, how="left", maintain_order="left")
+                        "own_auth")[rows].with_columns(rows.alias("row_"))
+        sub = sub.join(pid_start, on=grp, how="left", maintain_order="left").sort("gid", maintain_order=True)
+        is_conn = pl.col("kind") == "connect"
+        seg_head = (pl.col("gid") != pl.col("gid").shift(1)).fill_null(True) | is_conn
+        sub = sub.with_columns(seg_head.alias("seg_head"))
+        head = pl.col("seg_head")
+        after_disc = (pl.col("kind") == "disconnect").shift(1).fill_null(False) & ~head
         sub = sub.with_columns(
-            (pl.col("kind") == "connect").alias("is_conn"),
-            (pl.col("kind") == "disconnect").alias("is_disc"),
-        )
-        sub = sub.with_columns(pl.col("is_conn").cum_sum().over("gid").alias("seg"))
-        sub = sub.with_columns(
-            pl.when(pl.col("seg") == 0).then(pl.col("pid_start"))
-            .otherwise(pl.col("line").first().over(["gid", "seg"])).alias("seg_start"),
-            (pl.col("is_disc").shift(1).fill_null(False).cum_sum().over(["gid", "seg"]) == 0).alias("in_session"),
+            # A segment's session key: its connect line, or the pid's first line for the cut-off one.
+            pl.when(head).then(pl.when(is_conn).then(pl.col("line")).otherwise(pl.col("pid_start")))
+            .forward_fill().alias("seg_start"),
+            # In the session: in the block that starts the segment (not one after a disconnect).
+            pl.when(head | after_disc).then(head).forward_fill().alias("in_session"),
+            (head | after_disc).cum_sum().alias("part"),
         )
         session = (pl.lit(ctx.source + "#") + pl.col("host_key") + pl.lit("#") + pl.col("pid").cast(pl.String)
                    + pl.lit("#L") + pl.col("seg_start").cast(pl.String))
         in_session = pl.col("in_session")
-        # One session = the rows of one (gid, seg) before its disconnect.
-        per_session = ["gid", "seg", "in_session"]
         session_fill = pl.col("event").is_in(["rcpt", "mail", "helo", "data", "command", "received"])
 
         def fill_forward(own: str) -> pl.Expr:
-            return (pl.when(in_session).then(pl.coalesce(pl.col(own), pl.col(own).forward_fill().over(per_session)))
+            return (pl.when(in_session).then(pl.coalesce(pl.col(own), pl.col(own).forward_fill().over("part")))
                     .otherwise(pl.col(own)))
 
         sub = sub.select(
+            "row_",
             pl.when(in_session).then(session).otherwise(None).alias("session"),
             fill_forward("own_client_host").alias("client_host"),
             fill_forward("own_client_ip").alias("client_ip"),
             fill_forward("own_helo").alias("helo"),
             pl.when(in_session & session_fill).then(pl.coalesce(
-                pl.col("own_auth"), pl.col("own_auth").drop_nulls().first().over(per_session)))
+                pl.col("own_auth"), pl.col("own_auth").drop_nulls().first().over("part")))
             .otherwise(pl.col("own_auth")).alias("auth_user"),
         )
-        return df.with_columns(df[name].scatter(rows, sub[name]) for name in sub.columns)
+        order = sub["row_"]
+        return df.with_columns(df[name].scatter(order, sub[name]) for name in sub.columns if name != "row_")

@@ -25,7 +25,7 @@ import polars as pl
 from grammars import syslog as grammar
 from grammars.common import anchored
 from logforensics.schema import UTC_DATETIME
-from logforensics.timeconv import wall_clock_to_utc
+from logforensics.timeconv import wall_clock_series_to_utc, wall_clock_to_utc
 
 MONTH_NUMBER = {name: i for i, name in enumerate(grammar.MONTHS, start=1)}
 
@@ -171,25 +171,34 @@ def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple
 
 
 def _run_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple[pl.Series, str | None]:
-    """:func:`syslog_times` of the first line of each run."""
+    """:func:`syslog_times` of the first line of each run.
+
+    RFC 3164 stamps go through :func:`wall_clock_series_to_utc` (once per minute); RFC 3339 stamps,
+    when the file has any, through the expression path.
+    """
     month = frame["mon"].replace_strict(MONTH_NUMBER, default=None, return_dtype=pl.Int32)
-    iso_naive = frame["iso"].str.replace(" ", "T").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False,
-                                                                    time_unit="us")
-    month = month.fill_null(iso_naive.dt.month().cast(pl.Int32))
+    has_iso = frame["iso"].null_count() < frame.height
+    if has_iso:
+        iso_naive = frame["iso"].str.replace(" ", "T").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False,
+                                                                        time_unit="us")
+        month = month.fill_null(iso_naive.dt.month().cast(pl.Int32))
+        iso_year = iso_naive.dt.year()
+    else:
+        iso_year = pl.Series(None, [None] * frame.height, dtype=pl.Int32)
     previous = month.forward_fill().shift(1)
     rolled = (month < previous - ROLLOVER_MONTHS).fill_null(False)
     k = rolled.cast(pl.Int32).cum_sum()
-    years, warning = _anchor_year(month, k, hint, iso_naive.dt.year())
+    years, warning = _anchor_year(month, k, hint, iso_year)
 
     hms = frame["hms"].str.split_exact(":", 2).struct.unnest()
-    parts = pl.DataFrame({
-        "y": years if years is not None else pl.Series([None] * frame.height, dtype=pl.Int32),
-        "m": month, "d": frame["day"].cast(pl.Int32, strict=False),
-        "H": hms["field_0"].cast(pl.Int32, strict=False), "M": hms["field_1"].cast(pl.Int32, strict=False),
-        "S": hms["field_2"].cast(pl.Int32, strict=False),
-        "iso": iso_naive, "iso_zone": frame["iso_zone"],
-    })
-    bsd = wall_clock_to_utc(pl.col("y"), pl.col("m"), pl.col("d"), pl.col("H"), pl.col("M"), pl.col("S"), zone)
+    bsd = wall_clock_series_to_utc(
+        years if years is not None else pl.Series([None] * frame.height, dtype=pl.Int32),
+        month, frame["day"].cast(pl.Int32, strict=False),
+        hms["field_0"].cast(pl.Int32, strict=False), hms["field_1"].cast(pl.Int32, strict=False),
+        hms["field_2"].cast(pl.Int32, strict=False), zone)
+    if not has_iso:
+        return bsd, warning
+    parts = pl.DataFrame({"bsd": bsd, "iso": iso_naive, "iso_zone": frame["iso_zone"]})
     offset = pl.col("iso_zone").str.replace("Z", "+00:00").str.replace(r"^([+-][0-9]{2})([0-9]{2})$", "$1:$2")
     sign = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
     offset_minutes = sign * (offset.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
@@ -202,7 +211,7 @@ def _run_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple[p
     ts = parts.select(
         pl.when(pl.col("iso").is_not_null())
         .then(pl.when(pl.col("iso_zone").is_not_null()).then(iso_with_zone).otherwise(iso_local))
-        .otherwise(bsd).cast(UTC_DATETIME).alias("ts")
+        .otherwise(pl.col("bsd")).cast(UTC_DATETIME).alias("ts")
     )["ts"]
     return ts, warning
 
