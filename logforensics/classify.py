@@ -242,7 +242,7 @@ def classify_addresses(addresses: pl.Series | Iterable[str | None], locality: Lo
         & ~pl.col("local").str.to_lowercase().str.starts_with("imcea"))
     rows = _classify_by_template(frame.join(plain.select("address"), on="address", how="anti")["address"].to_list(),
                                  locality)
-    slow = pl.DataFrame({name: [getattr(row, name) for row in rows] for name in _SCHEMA}, schema=_SCHEMA)
+    slow = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
     fast = _classify_plain_by_domain(plain, locality)
     return pl.concat([fast, slow]).join(frame.with_row_index("_order"), on="address").sort("_order").drop("_order")
 
@@ -264,13 +264,11 @@ _TEMPLATE_MAX_CHARS = grammar.MAX_PATH_CHARS // 4
 
 def _template(value: str) -> tuple[str, list[str]]:
     """The address with its user-name tokens replaced by numbered marks, and the tokens."""
-    tokens: list[str] = []
-
-    def mark(m: re.Match[str]) -> str:
-        tokens.append(m.group(1))
-        return _TOKEN_MARK.format(len(tokens) - 1)
-
-    return _USER_TOKEN_RE.sub(mark, value), tokens
+    parts = _USER_TOKEN_RE.split(value)  # text, token, text, token, ..., text
+    tokens = parts[1::2]
+    for i in range(len(tokens)):
+        parts[2 * i + 1] = _TOKEN_MARK.format(i)
+    return "".join(parts), tokens
 
 
 def _put_back(text: str | None, tokens: list[str]) -> str | None:
@@ -281,10 +279,14 @@ def _put_back(text: str | None, tokens: list[str]) -> str | None:
     return text
 
 
-def _classify_by_template(values: list[str], locality: Locality) -> list[AddressClass]:
+def _classify_by_template(values: list[str], locality: Locality) -> list[tuple[Any, ...]]:
     """Classify addresses the grammar must parse, once per *shape*: user-name tokens are replaced by
     marks, each distinct template is classified once, and the tokens are put back. Unparseable
-    templates (whose messages cite character positions) are classified address by address."""
+    templates (whose messages cite character positions) are classified address by address.
+
+    Returns:
+        One row per value, the :class:`AddressClass` fields in order (the columns of ``_SCHEMA``).
+    """
     done: dict[str, AddressClass] = {}
     out = []
     for value in values:
@@ -296,11 +298,13 @@ def _classify_by_template(values: list[str], locality: Locality) -> list[Address
                 cls = done[template] = classify_address(template, locality)
         if cls is None or cls.form == "unparseable" or "lfu" in (cls.effective_domain or ""):
             # A token that ended up in a domain (a bang path can move it there) changes locality.
-            out.append(classify_address(value, locality))
+            own = classify_address(value, locality)
+            out.append((own.address, own.form, own.effective_recipient, own.effective_domain, own.external,
+                        own.imcea_type, own.imcea_decoded, own.explanation))
             continue
-        out.append(AddressClass(value, cls.form, _put_back(cls.effective_recipient, tokens), cls.effective_domain,
-                                cls.external, cls.imcea_type, _put_back(cls.imcea_decoded, tokens),
-                                _put_back(cls.explanation, tokens)))
+        out.append((value, cls.form, _put_back(cls.effective_recipient, tokens), cls.effective_domain,
+                    cls.external, cls.imcea_type, _put_back(cls.imcea_decoded, tokens),
+                    _put_back(cls.explanation, tokens)))
     return out
 
 

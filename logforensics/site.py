@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from logforensics.errors import SiteProfileError
 
 RELAY_POLICIES: dict[str, str] = {
@@ -38,6 +40,10 @@ RELAY_POLICIES: dict[str, str] = {
 }
 
 DATE_ORDERS = ("MDY", "DMY")
+
+#: Canonical dotted-quad IPv4 text (ASCII digits, no leading zeros): what :meth:`SiteProfile.trusted_ip_mask`
+#: decides in Polars. Octets above 255 are left to ``ipaddress`` (which rejects them).
+_IPV4_QUAD = r"^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$"
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,31 @@ class SiteProfile:
         if addr.is_loopback or any(addr == ipaddress.ip_address(s) for s in self.server_ips):
             return True
         return any(addr in ipaddress.ip_network(n, strict=False) for n in self.trusted_networks)
+
+    def trusted_ip_mask(self, ips: pl.Series) -> pl.Series:
+        """:meth:`is_trusted_ip` for a whole column (null is False), each distinct value once.
+
+        Canonical dotted-quad IPv4 text is decided in Polars: the address as an integer against the
+        IPv4 ``server_ips`` and ``trusted_networks`` ranges, and loopback as 127.0.0.0/8. Everything
+        else (IPv6, IPv4-mapped IPv6, leading zeros, invalid text) goes through :meth:`is_trusted_ip`.
+        """
+        distinct = pl.DataFrame({"ip": ips.cast(pl.String).drop_nulls().unique()})
+        octets = pl.col("o").struct.field
+        quads = distinct.with_columns(pl.col("ip").str.extract_groups(_IPV4_QUAD).alias("o")).with_columns(
+            [octets(str(i)).cast(pl.Int64).alias(f"o{i}") for i in range(1, 5)])
+        valid = pl.all_horizontal(pl.col(f"o{i}").is_not_null() & (pl.col(f"o{i}") <= 255) for i in range(1, 5))
+        v4 = quads.filter(valid).select(
+            "ip", "o1", (((pl.col("o1") * 256 + pl.col("o2")) * 256 + pl.col("o3")) * 256 + pl.col("o4")).alias("n"))
+        servers = [int(a) for a in map(ipaddress.ip_address, self.server_ips) if a.version == 4]
+        trusted = (pl.col("o1") == 127) | pl.col("n").is_in(pl.Series(servers, dtype=pl.Int64).implode())
+        for text in self.trusted_networks:
+            net = ipaddress.ip_network(text, strict=False)
+            if net.version == 4:
+                trusted = trusted | pl.col("n").is_between(int(net.network_address), int(net.broadcast_address))
+        hits = v4.filter(trusted)["ip"].to_list()
+        rest = distinct.join(v4.select("ip"), on="ip", how="anti")["ip"].to_list()
+        hits += [ip for ip in rest if self.is_trusted_ip(ip)]
+        return ips.cast(pl.String).is_in(pl.Series(hits, dtype=pl.String).implode()).fill_null(False)
 
     def with_inferred(self, key: str, value: Any, reason: str) -> SiteProfile:
         """A copy with ``key`` set to ``value`` and marked as inferred (with the reason)."""

@@ -22,7 +22,7 @@ import polars as pl
 
 from logforensics.classify import classify_addresses
 from logforensics.detect import rules as rule_registry
-from logforensics.detect.probes import probe_expr, session_probes
+from logforensics.detect.probes import probe_by_values, session_probes
 from logforensics.site import SiteProfile
 
 OUTBOUND_TRACKING_EVENTS = (1014, 1010, 1011, 1002, 1003)
@@ -55,20 +55,38 @@ def _key(expr: pl.Expr) -> pl.Expr:
     return expr.str.strip_chars().str.strip_prefix("<").str.strip_suffix(">").str.to_lowercase()
 
 
-def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
+def _rows(events: pl.DataFrame, keep: pl.Expr, columns: list[str]) -> pl.DataFrame:
+    """The rows of ``events`` where ``keep`` holds, only these columns (copying fewer columns is cheaper)."""
+    return events.lazy().filter(keep).select(columns).collect()
+
+
+#: The event columns inbound protocol rows carry on.
+_PROTO_COLUMNS = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
+                  "sender", "recipient", "reply", "reply_text", "reply_line", "raw_line", "record_line",
+                  "auth_user", "status"]
+#: The event columns :func:`queue_recipients` reads from arrival lines.
+_ARRIVAL_COLUMNS = ["server", "ts", "source", "line", "format", "session", "client_host", "client_ip", "helo",
+                    "sender", "auth_user", "recipient"]
+
+
+def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None) -> pl.DataFrame:
     """Every recipient offered to the server from outside.
 
     Three origins: protocol-log and reject-line ``rcpt`` rows (``protocol``), tracking 1012 records
     no protocol RCPT covers (``tracking``), and MTA queue deliveries linked to the client that
     submitted the message (``queue``, see :func:`queue_recipients`). Queue rows carry their own
     outbound evidence (``linked``); the others are matched against outbound evidence later.
+    ``screen``: passed on to :func:`queue_recipients`.
     """
-    in_sessions = events.filter(pl.col("session").is_not_null() & (pl.col("direction") == "in"))
-    auth = in_sessions.group_by("session").agg(
+    # Sessions with neither a 235 reply nor an account name join as null: not authenticated, no account.
+    auth = _rows(events, pl.col("session").is_not_null() & (pl.col("direction") == "in")
+                 & ((pl.col("reply") == 235) | pl.col("auth_user").is_not_null()),
+                 ["session", "reply", "auth_user"]).group_by("session").agg(
         (pl.col("reply") == 235).any().alias("authenticated"),
         pl.col("auth_user").drop_nulls().first().alias("session_auth_user"),
     )
-    proto = _merge_duplicate_logs(events.filter((pl.col("event") == "rcpt") & (pl.col("direction") == "in")))
+    proto = _merge_duplicate_logs(_rows(events, (pl.col("event") == "rcpt") & (pl.col("direction") == "in"),
+                                        _PROTO_COLUMNS))
     proto = proto.join(auth, on="session", how="left").with_columns(
         (pl.col("authenticated").fill_null(False) | pl.col("auth_user").is_not_null()).alias("authenticated"),
         pl.coalesce(pl.col("auth_user"), pl.col("session_auth_user")).alias("auth_user"),
@@ -101,7 +119,7 @@ def inbound_recipients(events: pl.DataFrame) -> pl.DataFrame:
     frames = [proto.select([*cols, "linked"]),
               tracking.select(cols).with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))]
     frames = [f.with_columns(pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
-    return pl.concat([*frames, queue_recipients(events).select([*cols, "linked", "delivered_out"])],
+    return pl.concat([*frames, queue_recipients(events, screen).select([*cols, "linked", "delivered_out"])],
                      how="vertical_relaxed")
 
 
@@ -115,14 +133,14 @@ def _mark_auth_abuse(rcpts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """``auth_abuse``: an authenticated client outside the trusted networks sent outside the site after
     failed logins (same server, same client address or account, within 24 hours), or in a burst to
     many outside domains within an hour. Such relays raise ``LF-AUTH-ABUSE`` findings."""
-    cand = rcpts.filter(pl.col("authenticated").fill_null(False) & ~pl.col("trusted_ip")
-                        & pl.col("external").fill_null(False) & pl.col("ts").is_not_null())
+    cand = _rows(rcpts, pl.col("authenticated").fill_null(False) & ~pl.col("trusted_ip")
+                 & pl.col("external").fill_null(False) & pl.col("ts").is_not_null(),
+                 ["rid", "server", "client_ip", "auth_user", "ts", "effective_domain"])
     if cand.is_empty():
         return rcpts.with_columns(pl.lit(False).alias("auth_abuse"))
-    cand = cand.select("rid", "server", "client_ip", "auth_user", "ts", "effective_domain")
-    fails = events.filter((pl.col("event") == "auth") & pl.col("ts").is_not_null()
-                          & ((pl.col("status") == "failed") | (pl.col("reply") >= 500))).select(
-        "server", "client_ip", "auth_user", pl.col("ts").alias("f_ts"))
+    fails = _rows(events, (pl.col("event") == "auth") & pl.col("ts").is_not_null()
+                  & ((pl.col("status") == "failed") | (pl.col("reply") >= 500)),
+                  ["server", "client_ip", "auth_user", "ts"]).rename({"ts": "f_ts"})
     in_window = (pl.col("f_ts") <= pl.col("ts")) & (pl.col("f_ts") >= pl.col("ts") - AUTH_FAILURE_WINDOW)
     flagged = [
         cand.join(fails.drop("auth_user").filter(pl.col("client_ip").is_not_null()), on=["server", "client_ip"],
@@ -149,7 +167,7 @@ def _merge_duplicate_logs(rcpts: pl.DataFrame) -> pl.DataFrame:
     """
     key = ["server", "ts", "session", "client_ip", "recipient", "reply", "reply_text", "format"]
     rcpts = rcpts.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))
-    if rcpts.is_empty() or rcpts["source"].n_unique() == 1:
+    if rcpts.is_empty() or rcpts["source"].n_unique() == 1 or not rcpts.select(key).is_duplicated().any():
         return rcpts
     copies_exist = rcpts.group_by(key).agg(pl.col("source").n_unique().alias("n")).filter(pl.col("n") > 1)
     if copies_exist.is_empty():
@@ -180,13 +198,46 @@ def _linked_lines(per_rcpt: pl.DataFrame) -> pl.DataFrame:
         "_r", pl.lit(1).alias("o"), pl.col("q_source").alias("path"), pl.col("q_line").alias("line"))
     deliveries = (per_rcpt.select("_r", "deliveries").explode("deliveries").drop_nulls("deliveries")
                   .unnest("deliveries").select("_r", pl.lit(2).alias("o"), "path", "line"))
-    long = pl.concat([head, queued, deliveries], how="vertical_relaxed").sort("_r", "o", maintain_order=True)
-    return long.group_by("_r", maintain_order=True).agg(
-        pl.struct("path", "line", pl.lit(None, pl.Int64).alias("line2")).alias("linked")).with_columns(
-        pl.col("linked").cast(LINKED_TYPE))
+    long = pl.concat([head, queued, deliveries], how="vertical_relaxed").sort(  # by (_r, o), stable
+        3 * pl.col("_r").cast(pl.Int64) + pl.col("o"), maintain_order=True)
+    return long.select("_r", pl.struct("path", "line", pl.lit(None, pl.Int64).alias("line2")).alias("linked")).group_by(
+        "_r", maintain_order=True).agg("linked").with_columns(pl.col("linked").cast(LINKED_TYPE))
 
 
-def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
+class RecipientScreen:
+    """Which recipients could raise a finding on their own: a form that is not plain, or an external
+    destination offered by a client outside the trusted networks (unauthenticated relay, or
+    ``auth_abuse``, which needs an authenticated client outside them). Every distinct address is
+    classified once; :meth:`classes` gives them all back for the assessment."""
+
+    def __init__(self, site: SiteProfile) -> None:
+        self.site = site
+        self._table: pl.DataFrame | None = None
+
+    def classes(self, addresses: pl.Series) -> pl.DataFrame:
+        """:func:`classify_addresses` of these addresses, plus every address classified before."""
+        if self._table is None:
+            self._table = classify_addresses(addresses, self.site.locality())
+            return self._table
+        new = addresses.filter(~addresses.is_in(self._table["address"].implode()).fill_null(True))
+        if new.len():
+            self._table = pl.concat([self._table, classify_addresses(new, self.site.locality())])
+        return self._table
+
+    def kinds(self, addresses: pl.Series) -> tuple[pl.Series, pl.Series]:
+        """Per address: (its form is not plain, it resolves outside the site); False for null."""
+        table = self.classes(addresses)
+        routed = table.filter(pl.col("form") != "plain")["address"]
+        external = table.filter(pl.col("external"))["address"]
+        return (addresses.is_in(routed.implode()).fill_null(False),
+                addresses.is_in(external.implode()).fill_null(False))
+
+    def untrusted(self, client_ips: pl.Series) -> pl.Series:
+        """Per client address: not in the trusted networks, not the server itself (null: untrusted)."""
+        return ~self.site.trusted_ip_mask(client_ips)
+
+
+def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None) -> pl.DataFrame:
     """Recipients of messages clients handed to an MTA, from its delivery lines (Postfix, Sendmail, Exim,
     Exchange 2000+ tracking).
 
@@ -195,13 +246,19 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
     for the sender. One row per (arrival, recipient as offered): the offered form is
     ``orig_recipient`` when logged. ``delivered_out`` is true when some attempt was ``sent`` to
     another host. Recipients listed on an arrival with no delivery line are kept too (accepted).
+
+    With a ``screen``, only the messages (server, queue id) that may raise a finding are linked: some
+    recipient, delivered or listed, is routed, or is external with an arrival from an untrusted client.
+    Everything here is computed message by message, so the rows kept are exactly as without it.
     """
-    keyed = events.filter(pl.col("message").is_not_null()).with_columns(
-        pl.col("server").fill_null("").alias("_server"))
-    arrivals = keyed.filter(pl.col("event") == "received").sort("ts", "source", "line")
-    deliveries = keyed.filter((pl.col("event") == "deliver") & pl.col("ts").is_not_null()).sort(
-        "ts", "source", "line").with_columns(
-        _key(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient"))).alias("_rkey"))
+    def keyed(event: str, columns: list[str], keep: pl.Expr | None = None) -> pl.DataFrame:
+        rows = (pl.col("event") == event) & pl.col("message").is_not_null()
+        return _rows(events, rows if keep is None else rows & keep,
+                     ["message", *columns]).with_columns(pl.col("server").fill_null("").alias("_server"))
+
+    arrivals = keyed("received", _ARRIVAL_COLUMNS).sort("ts", "source", "line")
+    deliveries = keyed("deliver", ["ts", "source", "line", "server", "direction", "status", "orig_recipient",
+                                   "recipient"], pl.col("ts").is_not_null())
     empty = pl.DataFrame(schema={
         "source": pl.String, "line": pl.Int64, "ts": UTC_TS, "format": pl.String, "server": pl.String,
         "session": pl.String, "client_host": pl.String, "client_ip": pl.String, "helo": pl.String,
@@ -211,6 +268,22 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
         "origin": pl.String, "status": pl.String, "linked": LINKED_TYPE, "delivered_out": pl.Boolean})
     if arrivals.is_empty():
         return empty
+    by_msg = ["_server", "message"]
+    if screen is not None:
+        routed, external = screen.kinds(
+            deliveries.select(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient"))).to_series())
+        listed_routed, listed_external = screen.kinds(arrivals["recipient"])
+        untrusted = screen.untrusted(arrivals["client_ip"])
+        may_raise = pl.concat([
+            deliveries.select(by_msg).filter(routed),
+            deliveries.select(by_msg).filter(external).join(arrivals.select(by_msg).filter(untrusted), on=by_msg,
+                                                            how="semi"),
+            arrivals.select(by_msg).filter(listed_routed | (listed_external & untrusted)),
+        ]).unique()
+        deliveries = deliveries.join(may_raise, on=by_msg, how="semi", maintain_order="left")
+        arrivals = arrivals.join(may_raise, on=by_msg, how="semi", maintain_order="left")
+    deliveries = deliveries.sort("ts", "source", "line").with_columns(
+        _key(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient"))).alias("_rkey"))
     arr = arrivals.select(
         "_server", "message", pl.col("ts").alias("a_ts"), pl.col("source").alias("a_source"),
         pl.col("line").alias("a_line"), pl.col("format").alias("a_format"), pl.col("session").alias("a_session"),
@@ -218,9 +291,11 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("helo").alias("a_helo"), pl.col("sender").alias("a_sender"), pl.col("auth_user").alias("a_auth"),
         _key(pl.col("recipient")).alias("_rkey"),
     ).unique(["_server", "message", "a_source", "a_line"], keep="first", maintain_order=True)
-    queued = keyed.filter(pl.col("event") == "queued").sort("ts").select(
+    queued = keyed("queued", ["ts", "sender", "source", "line", "server"]).sort("ts").select(
         "_server", "message", pl.col("ts").alias("q_ts"), pl.col("sender").alias("q_sender"),
         pl.col("source").alias("q_source"), pl.col("line").alias("q_line"))
+    if screen is not None:
+        queued = queued.join(may_raise, on=by_msg, how="semi", maintain_order="left")
 
     # The arrival line that lists this very recipient (tracking logs list one per line), else the
     # first arrival line of the message at that time; ties go to the earliest line, never at random.
@@ -237,7 +312,7 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
         linked = linked.with_columns([pl.when(use).then(same[c]).otherwise(pl.col(c)).alias(c) for c in a_cols])
     linked = linked.filter(pl.col("a_line").is_not_null())
     if not queued.is_empty():
-        linked = linked.sort("ts").join_asof(queued, left_on="ts", right_on="q_ts", by=["_server", "message"],
+        linked = linked.join_asof(queued, left_on="ts", right_on="q_ts", by=["_server", "message"],
                                              strategy="backward", tolerance=QUEUE_LIFETIME, check_sortedness=False)
         linked = linked.with_columns(  # a qmgr line from before this arrival belongs to an earlier message
             pl.when(pl.col("q_ts") >= pl.col("a_ts") - pl.duration(minutes=1))
@@ -249,22 +324,29 @@ def queue_recipients(events: pl.DataFrame) -> pl.DataFrame:
                                      pl.lit(None, pl.Int64).alias("q_line"), pl.lit(None, pl.String).alias("q_source"))
     linked = linked.with_columns(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient")).alias("offered"))
     sent_out = (pl.col("direction") == "out") & (pl.col("status") == "sent")
-    per_rcpt = linked.sort("ts", "line").group_by("a_source", "a_line", "offered", maintain_order=True).agg(
+    # Row values are computed on whole columns first, so that the groups only take firsts and lists.
+    per_rcpt = linked.select(
+        "ts", "line", "a_source", "a_line", "offered", "a_ts", "a_format", "server", "a_session", "a_client_host",
+        "a_client_ip", "a_helo", pl.coalesce(pl.col("a_sender"), pl.col("q_sender")).alias("sender"), "a_auth",
+        sent_out.alias("sent_out"), "q_line", "q_source",
+        pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2")).alias("deliveries"),
+    ).sort("ts", "line")
+    per_rcpt = per_rcpt.group_by("a_source", "a_line", "offered", maintain_order=True).agg(
         pl.col("a_ts").first().alias("ts"), pl.col("a_format").first().alias("format"),
         pl.col("server").first().alias("server"), pl.col("a_session").first().alias("session"),
         pl.col("a_client_host").first().alias("client_host"), pl.col("a_client_ip").first().alias("client_ip"),
         pl.col("a_helo").first().alias("helo"),
-        pl.coalesce(pl.col("a_sender"), pl.col("q_sender")).drop_nulls().first().alias("sender"),
+        pl.col("sender").first(ignore_nulls=True).alias("sender"),
         pl.col("a_auth").first().alias("auth_user"),
-        sent_out.any().alias("delivered_out"),
-        pl.col("q_line").drop_nulls().first().alias("q_line"),
-        pl.col("q_source").drop_nulls().first().alias("q_source"),
-        pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2"))
-        .alias("deliveries"),
+        pl.col("sent_out").any().alias("delivered_out"),
+        pl.col("q_line").first(ignore_nulls=True).alias("q_line"),
+        pl.col("q_source").first(ignore_nulls=True).alias("q_source"),
+        pl.col("deliveries"),
         pl.col("line").first().alias("first_delivery"),
     )
     per_rcpt = per_rcpt.with_row_index("_r")
-    per_rcpt = per_rcpt.join(_linked_lines(per_rcpt), on="_r", how="left").drop("_r")
+    # One group per _r, in _r order (every row has its arrival line): no join needed.
+    per_rcpt = per_rcpt.with_columns(_linked_lines(per_rcpt)["linked"]).drop("_r")
     queue = per_rcpt.select(
         pl.col("a_source").alias("source"), pl.col("a_line").alias("line"), "ts", "format", "server", "session",
         "client_host", "client_ip", "helo", "sender", pl.col("offered").alias("recipient"),
@@ -317,21 +399,47 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
 
     This is the whole assessment, before deciding which recipients raise a finding.
     """
-    rcpts = inbound_recipients(events)
+    return _assess(events, site, raising_only=False)
+
+
+def _trusted() -> pl.Expr:
+    return pl.col("authenticated").fill_null(False) | pl.col("trusted_ip")
+
+
+def _raises(trusted: pl.Expr) -> pl.Expr:
+    """True when an assessed recipient raises a finding (see :func:`build_findings`)."""
+    return ((pl.col("external") & ~trusted) | (pl.col("form") != "plain")
+            | ((pl.col("reply") >= 400) & pl.col("reply_text").fill_null("").str.contains(RELAY_DENIAL))
+            | pl.col("auth_abuse"))
+
+
+def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> pl.DataFrame:
+    """:func:`assess_recipients`; with ``raising_only``, only what can matter to findings.
+
+    Queue recipients are screened message by message (:class:`RecipientScreen`), and only the rows of
+    recipient lines (``rid``) where some recipient raises a finding go on to outbound matching and
+    probe tagging. Every step after each cut depends only on the row and the other rows of its message
+    or line, so the rows kept come out the same."""
+    screen = RecipientScreen(site)
+    rcpts = inbound_recipients(events, screen if raising_only else None)
     if rcpts.is_empty():
         return rcpts
-    classes = classify_addresses(rcpts["recipient"], site.locality())
+    classes = screen.classes(rcpts["recipient"])
     rcpts = rcpts.join(classes, left_on="recipient", right_on="address", how="left")
-    trusted_ips = {ip: site.is_trusted_ip(ip) for ip in rcpts["client_ip"].drop_nulls().unique().to_list()}
     rcpts = rcpts.with_columns(
-        pl.col("client_ip").replace_strict(trusted_ips, default=False, return_dtype=pl.Boolean)
-        .alias("trusted_ip"),
+        site.trusted_ip_mask(rcpts["client_ip"]).alias("trusted_ip"),
         (pl.col("source") + pl.lit(":") + pl.col("line").cast(pl.String)).alias("rid"),
     )
+    abuse = _mark_auth_abuse(rcpts, events)["auth_abuse"]
+    if raising_only:
+        raising = rcpts.with_columns(abuse).select(
+            pl.col("rid").filter(_raises(_trusted()) & pl.col("recipient").is_not_null()).unique())["rid"]
+        keep = rcpts["rid"].is_in(raising.implode())
+        rcpts, abuse = rcpts.filter(keep), abuse.filter(keep)
 
     # Outbound evidence for the effective recipient (or the address as logged).
     out = outbound_evidence(events)
-    unlinked = rcpts.filter(pl.col("origin") != "queue")
+    unlinked = rcpts.filter(pl.col("origin") != "queue") if out.height else rcpts.clear()
     wanted = pl.concat([
         unlinked.select("rid", _key(pl.col("effective_recipient")).alias("k"), "ts", "server",
                      _key(pl.col("sender")).alias("rsender")),
@@ -360,12 +468,14 @@ def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
         .when(pl.col("out_lines").is_not_null()).then(pl.lit("relayed"))
         .when(pl.col("reply").is_null()).then(pl.lit("attempted"))
         .otherwise(pl.lit("accepted")).alias("verdict"),
-        (pl.col("authenticated").fill_null(False) | pl.col("trusted_ip")).alias("trusted"),
-    )
-    rcpts = _mark_auth_abuse(rcpts, events)
-    probes = session_probes(events.filter((pl.col("direction") == "in") & pl.col("session").is_not_null()))
-    return rcpts.join(probes, on="session", how="left").with_columns(
-        pl.coalesce(pl.col("probe"), probe_expr()).alias("probe"))
+        _trusted().alias("trusted"),
+    ).with_columns(abuse)
+    probes = session_probes(_rows(
+        events, (pl.col("direction") == "in") & pl.col("session").is_not_null()
+        & (pl.col("helo").is_not_null() | pl.col("sender").is_not_null() | pl.col("recipient").is_not_null()),
+        ["session", "helo", "sender", "recipient"]))
+    rcpts = rcpts.join(probes, on="session", how="left")
+    return rcpts.with_columns(pl.coalesce(pl.col("probe"), probe_by_values(rcpts)).alias("probe"))
 
 
 def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str],
@@ -376,13 +486,10 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
     neither authenticated nor trusted, when its form is not ``plain``, or when the server refused
     it saying it does not relay. Built with whole-column operations (no per-finding Python).
     """
-    rcpts = assess_recipients(events, site)
+    rcpts = _assess(events, site, raising_only=True)
     if rcpts.is_empty():
         return empty_findings()
-    raise_it = ((pl.col("external") & ~pl.col("trusted")) | (pl.col("form") != "plain")
-                | ((pl.col("reply") >= 400) & pl.col("reply_text").fill_null("").str.contains(RELAY_DENIAL))
-                | pl.col("auth_abuse"))
-    rcpts = rcpts.filter(raise_it & pl.col("recipient").is_not_null())
+    rcpts = rcpts.filter(_raises(pl.col("trusted")) & pl.col("recipient").is_not_null())
     if rcpts.is_empty():
         return empty_findings()
     rcpts = rcpts.sort("ts", "source", "line").with_row_index("_i").with_columns(
@@ -394,15 +501,23 @@ def build_findings(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, st
     rcpts = rcpts.join(evidence_lists(rcpts, sha256, line_texts), on="_i", how="left")
     # Stable across runs: the recipient's line, plus the recipient itself (one arrival line of an MTA
     # log stands for every recipient of its message).
-    ids = ["F-" + hashlib.sha1(f"{src}:{line}:{rcpt}".encode(), usedforsecurity=False).hexdigest()[:12]
-           for src, line, rcpt in rcpts.select("source", "line", "recipient").iter_rows()]
-    out = rcpts.with_columns(pl.Series("id", ids, dtype=pl.String), _explanation(site).alias("explanation_text"))
+    out = rcpts.with_columns(_finding_ids(rcpts).alias("id"), _explanation(site).alias("explanation_text"))
     return out.select(
         "id", "rule", "form", "verdict", "severity", pl.col("ts").alias("time"), "server", "client_host",
         "client_ip", "authenticated", "auth_user", "sender", "recipient", "effective_recipient", "external",
         pl.col("explanation_text").alias("explanation"), "probe",
         pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE_STRUCT))),
     ).cast(finding_schema())
+
+
+def _finding_ids(rcpts: pl.DataFrame) -> pl.Series:
+    """``"F-"`` and the first 12 hex digits of the SHA-1 of ``f"{source}:{line}:{recipient}"``, per row: the
+    text is built and hex-encoded in Polars, only the digest runs in Python."""
+    text = pl.concat_str([pl.col(c).cast(pl.String).fill_null("None") for c in ("source", "line", "recipient")],
+                         separator=":")
+    keys = rcpts.select(text.cast(pl.Binary)).to_series().to_list()
+    digests = pl.Series([hashlib.sha1(k, usedforsecurity=False).digest() for k in keys], dtype=pl.Binary)
+    return pl.select(pl.lit("F-") + digests.bin.encode("hex").str.slice(0, 12)).to_series()
 
 
 def _rule_table(rcpts: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
@@ -458,9 +573,11 @@ def evidence_lists(rcpts: pl.DataFrame, sha256: dict[str, str], line_texts: Line
                                   schema={"path": pl.String, "line": pl.Int64, "text": pl.String}))
     sha = pl.DataFrame({"path": list(sha256), "sha256": list(sha256.values())},
                        schema={"path": pl.String, "sha256": pl.String})
-    cites = cites.join(pl.concat(texts), on=["path", "line"], how="left").join(sha, on="path", how="left")
-    return cites.sort("_i", "ord").group_by("_i", maintain_order=True).agg(
-        pl.struct("path", "line", pl.col("sha256").fill_null(""), "text").alias("evidence"))
+    # Both lookups are unique on their keys, and keep the (_i, ord) order of the citations.
+    cites = cites.join(pl.concat(texts), on=["path", "line"], how="left", maintain_order="left").join(
+        sha, on="path", how="left", maintain_order="left")
+    return cites.select("_i", pl.struct("path", "line", pl.col("sha256").fill_null(""), "text").alias("evidence")
+                        ).group_by("_i", maintain_order=True).agg("evidence")
 
 
 def _explanation(site: SiteProfile) -> pl.Expr:

@@ -30,35 +30,50 @@ def group_incidents(findings: pl.DataFrame, gap: timedelta = DEFAULT_GAP) -> tup
     """
     if findings.is_empty():
         return findings.with_columns(pl.lit(None, pl.String).alias("incident")), pl.DataFrame(schema=INCIDENT_SCHEMA)
-    f = findings.with_columns(
+    # Grouping runs on the key columns alone; the findings (with their evidence) are sorted once, below.
+    keys = findings.select(
         pl.coalesce(pl.col("client_ip"), pl.col("client_host").str.to_lowercase(), pl.lit("(unknown)"))
-        .alias("client_key"),
-    ).sort("client_key", "time")
-    f = f.with_columns(
+        .alias("client_key"), "time",
+    ).with_row_index("_row").sort("client_key", "time")
+    keys = keys.with_columns(
         ((pl.col("time").diff().over("client_key") > pl.duration(seconds=gap.total_seconds()))
          .fill_null(True)).cum_sum().alias("grp"),
     )
-    order = f.group_by("grp").agg(pl.col("time").min().alias("start")).sort("start", "grp")
-    ids = {g: f"INC-{i + 1:04d}" for i, g in enumerate(order["grp"].to_list())}
-    f = f.with_columns(pl.col("grp").replace_strict(ids, return_dtype=pl.String).alias("incident"))
+    order = keys.group_by("grp").agg(pl.col("time").min().alias("start")).sort("start", "grp")
+    # ``_inc`` numbers the incidents 0, 1, ... in id order: the groupings below run on it, not on the text ids.
+    order = order.select("grp", pl.int_range(pl.len(), dtype=pl.Int64).alias("_inc"))
+    keys = keys.select("_row", pl.col("grp").replace_strict(order["grp"], order["_inc"], return_dtype=pl.Int64)
+                       .alias("_inc")).sort("_row")
+    incident = pl.lit("INC-") + (pl.col("_inc") + 1).cast(pl.String).str.zfill(4)
+    f = findings.with_columns(keys["_inc"]).with_columns(incident.alias("incident"))
     ranks = {name: severity_rank(name) for name in SEVERITIES}
     victim = pl.when(pl.col("external") & pl.col("effective_recipient").str.contains("@")).then(
         pl.col("effective_recipient").str.split("@").list.last().str.to_lowercase())
     ordered = f.sort("time", "id").with_row_index("_pos")
-    groups = ordered.group_by("incident", maintain_order=True).agg(
+    # Per-row values first, so that every aggregation below is a plain first/min/max/len.
+    known_host = pl.col("client_host").is_not_null() & (pl.col("client_host").str.to_lowercase() != "unknown")
+    rows = ordered.select(
+        "_inc", "incident", "time", pl.when(known_host).then(pl.col("client_host")).alias("client_host"),
+        "client_ip", pl.col("severity").replace_strict(ranks, return_dtype=pl.Int64).alias("severity_rank"))
+    groups = rows.group_by("_inc", maintain_order=True).agg(
+        pl.col("incident").first(),
         pl.col("time").min().alias("first_seen"), pl.col("time").max().alias("last_seen"),
-        pl.col("client_host").filter(pl.col("client_host").is_not_null()
-                                     & (pl.col("client_host").str.to_lowercase() != "unknown"))
-        .first().alias("client_host"),
-        pl.col("client_ip").drop_nulls().first().alias("client_ip"),
+        pl.col("client_host").first(ignore_nulls=True).alias("client_host"),
+        pl.col("client_ip").first(ignore_nulls=True).alias("client_ip"),
         pl.len().cast(pl.Int64).alias("findings"),
-        pl.col("severity").replace_strict(ranks, return_dtype=pl.Int64).max().alias("severity_rank"),
-        pl.col("probe").drop_nulls().mode().sort().first().alias("probe"),
-        victim.drop_nulls().unique().sort().alias("victim_domains"),
+        pl.col("severity_rank").max().alias("severity_rank"),
     )
+    # The most common probe tool (ties: the first by name), and the sorted distinct victim domains.
+    probes = (ordered.filter(pl.col("probe").is_not_null()).group_by("_inc", "probe").agg(pl.len().alias("n"))
+              .sort("_inc", "n", "probe", descending=[False, True, False])
+              .unique("_inc", keep="first", maintain_order=True).select("_inc", "probe"))
+    victims = (ordered.select("_inc", victim.alias("victim")).drop_nulls().unique().sort("_inc", "victim")
+               .group_by("_inc", maintain_order=True).agg(pl.col("victim").alias("victim_domains")))
+    groups = groups.join(probes, on="_inc", how="left").join(victims, on="_inc", how="left").with_columns(
+        pl.col("victim_domains").fill_null(pl.lit([], pl.List(pl.String))))
     verdicts = _counts(ordered, "verdict", by_name=True).rename({"json": "verdicts", "words": "verdict_words"})
     forms = _counts(ordered, "form", by_name=False).rename({"json": "forms", "words": "form_words"})
-    groups = groups.join(verdicts, on="incident", how="left").join(forms, on="incident", how="left")
+    groups = groups.join(verdicts, on="_inc", how="left").join(forms, on="_inc", how="left")
     who = pl.coalesce(pl.col("client_host"), pl.col("client_ip"), pl.lit("unknown client"))
     n_victims = pl.col("victim_domains").list.len()
     summary = (pl.format("{}: {} suspicious recipient(s) ({}) using {}", who, pl.col("findings"),
@@ -74,21 +89,24 @@ def group_incidents(findings: pl.DataFrame, gap: timedelta = DEFAULT_GAP) -> tup
         .alias("severity"),
         "probe", "victim_domains", summary.alias("summary"),
     ).cast(INCIDENT_SCHEMA).sort("first_seen", "id")
-    return f.drop("client_key", "grp").sort("time", "id"), incidents
+    return ordered.drop("_pos", "_inc"), incidents
 
 
 def _counts(ordered: pl.DataFrame, column: str, *, by_name: bool) -> pl.DataFrame:
     """Per incident: ``json`` = {value: count} sorted by value, and ``words`` = "N value, ..." (by value
     when ``by_name``, else "value xN, ..." most common first, ties in order of first appearance)."""
-    counts = ordered.group_by("incident", column).agg(pl.len().alias("n"), pl.col("_pos").min().alias("first"))
-    json_part = counts.sort("incident", column).group_by("incident", maintain_order=True).agg(
-        pl.format('"{}": {}', pl.col(column), pl.col("n")).str.join(", ").alias("json"),
-        pl.format("{} {}", pl.col("n"), pl.col(column)).str.join(", ").alias("by_name"))
-    common = counts.sort("incident", pl.col("n"), "first", descending=[False, True, False]).group_by(
-        "incident", maintain_order=True).agg(pl.format("{} x{}", pl.col(column), pl.col("n")).str.join(", ")
-                                             .alias("common"))
-    out = json_part.join(common, on="incident").with_columns((pl.lit("{") + pl.col("json") + pl.lit("}")).alias("json"))
-    return out.select("incident", "json", pl.col("by_name" if by_name else "common").alias("words"))
+    counts = ordered.group_by("_inc", column).agg(pl.len().alias("n"), pl.col("_pos").min().alias("first"))
+    # Each text piece is formatted on whole columns; the groups only collect them (joined as lists).
+    json_part = counts.sort("_inc", column).select(
+        "_inc", pl.format('"{}": {}', pl.col(column), pl.col("n")).alias("json"),
+        pl.format("{} {}", pl.col("n"), pl.col(column)).alias("by_name"),
+    ).group_by("_inc", maintain_order=True).agg("json", "by_name").with_columns(
+        pl.col("json").list.join(", "), pl.col("by_name").list.join(", "))
+    common = counts.sort("_inc", pl.col("n"), "first", descending=[False, True, False]).select(
+        "_inc", pl.format("{} x{}", pl.col(column), pl.col("n")).alias("common"),
+    ).group_by("_inc", maintain_order=True).agg("common").with_columns(pl.col("common").list.join(", "))
+    out = json_part.join(common, on="_inc").with_columns((pl.lit("{") + pl.col("json") + pl.lit("}")).alias("json"))
+    return out.select("_inc", "json", pl.col("by_name" if by_name else "common").alias("words"))
 
 
 __all__ = ["DEFAULT_GAP", "INCIDENT_SCHEMA", "SEVERITIES", "group_incidents"]

@@ -47,6 +47,23 @@ def probe_expr() -> pl.Expr:
     return expr
 
 
+def probe_by_values(rows: pl.DataFrame) -> pl.Expr:
+    """The same as :func:`probe_expr`, for the rows of ``rows``: each pattern runs once per distinct
+    value of its field, and the rows are tagged by membership (no regex per row)."""
+    distinct = {col: rows[col].drop_nulls().unique() for col in ("helo", "sender", "recipient")}
+    lowered = {col: values.str.to_lowercase() for col, values in distinct.items()}
+    expr = pl.lit(None, pl.String)
+    for tool in reversed(list(PROBE_SIGNATURES)):
+        cond = pl.lit(False)
+        for column, pattern in PROBE_SIGNATURES[tool]:
+            values = distinct[column]
+            hits = values.filter(lowered[column].str.contains(pattern))
+            if hits.len():
+                cond = cond | pl.col(column).is_in(hits.implode()).fill_null(False)
+        expr = pl.when(cond).then(pl.lit(tool)).otherwise(expr)
+    return expr
+
+
 def session_probes(rows: pl.DataFrame) -> pl.DataFrame:
     """Per session: the probe tool whose fingerprint any of its rows carries (session, probe).
 
@@ -57,15 +74,5 @@ def session_probes(rows: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"session": pl.String, "probe": pl.String})
     marked = rows.filter(pl.col("helo").is_not_null() | pl.col("sender").is_not_null()
                          | pl.col("recipient").is_not_null()).select("session", "helo", "sender", "recipient")
-    distinct = {col: marked[col].drop_nulls().unique() for col in ("helo", "sender", "recipient")}
-    expr = pl.lit(None, pl.String)
-    for tool in reversed(list(PROBE_SIGNATURES)):
-        cond = pl.lit(False)
-        for column, pattern in PROBE_SIGNATURES[tool]:
-            values = distinct[column]
-            hits = values.filter(values.str.to_lowercase().str.contains(pattern))
-            if hits.len():
-                cond = cond | pl.col(column).is_in(hits.implode())
-        expr = pl.when(cond).then(pl.lit(tool)).otherwise(expr)
-    tagged = marked.select("session", expr.alias("probe")).drop_nulls()
+    tagged = marked.select("session", probe_by_values(marked).alias("probe")).drop_nulls()
     return tagged.group_by("session").agg(pl.col("probe").mode().sort().first())
