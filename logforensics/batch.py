@@ -532,7 +532,8 @@ def batch(paths: list[str | Path], site: SiteProfile, output: str | Path, *, job
         raise
     finally:
         progress.close()
-    for path in reconcile_years(todo, inputs, site, year, str(out), known_sha):
+    # Over every file, not just this run's: a newer rotation that arrived now anchors older ones.
+    for path in reconcile_years(files, inputs, site, year, str(out), known_sha):
         progress.note(f"{path}: parsed again with the year its rotation order gives")
         affected.update(s or None for s in inputs[path].get("servers", []))
     _drop_duplicates(out, inputs, affected)

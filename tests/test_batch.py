@@ -313,3 +313,21 @@ def test_this_process_shares_the_work_with_the_workers():
         _close_pools()
     assert {i: r for i, (r, _) in seen.items()} == {i: i * i for i in range(12)}
     assert any(here for _, here in seen.values())  # this process took some of them
+
+
+def test_a_newer_rotation_arriving_later_gives_the_older_files_scans_years(tmp_path):
+    """Run 1 sees only the older rotations (copied: their mtimes say 2026, so years are guessed
+    from them); run 2 gets the newest file, whose position anchors the others as scan would."""
+    root = _rotated_postfix(tmp_path / "in", trusted_mtimes=False)
+    logs = root / "mx1" / "var" / "log"
+    newest = tmp_path / "held-back-mail.log"
+    (logs / "mail.log").rename(newest)
+    site = SiteProfile(timezone="UTC")
+    first = batch([root], site, tmp_path / "out", jobs=1, show_progress=False)
+    assert {t.year for t in first.detection.findings["time"]} >= {2026}
+    newest.rename(logs / "mail.log")
+    scanned = scan([root], site)
+    again = batch([root], site, tmp_path / "out", jobs=1, show_progress=False)
+    assert comparable(again.detection.findings) == comparable(scanned.findings)
+    assert sorted(t.year for t in again.detection.findings["time"]) == [2004, 2004, 2005, 2005]
+    assert scan_events(tmp_path / "out").collect().height == scanned.events.height
