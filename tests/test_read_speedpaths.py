@@ -27,8 +27,18 @@ from grammars import postfix as grammar
 from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext
-from logforensics.readers.postfix import FIELD_NAMES, USED_FIELDS, PostfixReader, shape_columns
+from logforensics.readers.postfix import (
+    FIELD_NAMES,
+    USED_FIELDS,
+    PostfixReader,
+    event_columns,
+    fill_forward_in_parts,
+    first_in_parts,
+    shape_columns,
+    shape_parts,
+)
 from logforensics.readers.syslog import FIXED_BSD, YearHint, split_syslog, syslog_times
+from logforensics.schema import EVENT_SCHEMA
 from logforensics.site import SiteProfile
 from logforensics.sources import split_lines
 from tests.conftest import CORPUS, ROOT, SAMPLES
@@ -391,3 +401,59 @@ def test_sessions_equal_a_line_by_line_reference():
         else:
             assert row["session"] is None, row
         st["after_disc"] = text.startswith("disconnect from")
+
+
+def test_events_per_shape_equal_the_general_form(generated_lines):
+    """``event_columns`` with each part's shape known (choices folded in Python) gives what the
+    general form (one ``when/then`` chain on the ``kind`` column) gives over all rows: every edge
+    message under the programs the shape choices look at, and the generated log's messages."""
+    edge = [
+        *LAYOUT_EDGES,
+        "lost connection after AUTH from unknown[1.2.3.4]", "warning: hostname x does not resolve to address 1.2.3.4",
+        "0000010C2D: from=<a@b>, status=expired, returned to sender", "0000010C2D: uid=0 from=<root>",
+        "NOQUEUE: client=x[1.2.3.4]", "0000010C2D: client=x[], sasl_method=LOGIN, sasl_username=",
+        "warning: unknown[1.2.3.4]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=a@b",
+        "0000010C2D: proxy-reject: END-OF-MESSAGE: 554 x; from=<a@b> to=<c@d> proto=ESMTP helo=<h>",
+        "0000010C2D: reject: VRFY from x[1.2.3.4]: 550 5.1.1 <u@x>: Recipient address rejected: no; to=<u@x> "
+        "proto=SMTP helo=<h>",
+        "0000010C2D: to=<a@b>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, status=sent (250 ok)",
+        "0000010C2D: to=<a@b>, relay=x[private/dovecot-lmtp], delay=1, status=sent (250 ok)",
+        "0000010C2D: to=<a@b>, relay=x[1.2.3.4]:25, delay=1, status=deferred (host x[1.2.3.4] said: 451 4.3.0 no)",
+        "connect from [1.2.3.4]:4444", "disconnect from unknown[1.2.3.4] ehlo=1 quit=1 commands=2",
+    ]
+    messages = [(m, p) for m in edge for p in ("smtpd", "smtp", "postscreen", "local", "qmgr")]
+    frame = split_syslog(pl.Series("raw", generated_lines, dtype=pl.String))
+    messages += frame.filter(pl.col("instance").str.starts_with("postfix")).select("msg", "program").rows()
+    df = pl.DataFrame(messages, schema={"msg": pl.String, "program": pl.String}, orient="row")
+    parts = shape_parts(df, USED_FIELDS, carry=("program",))
+    assert len({kind for kind, _ in parts}) >= 10
+    folded = pl.concat([event_columns(part, kind) for kind, part in parts]).sort("row_")
+    general = event_columns(shape_columns(df, USED_FIELDS).with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_"), pl.col("msg").fill_null("")))
+    assert_frame_equal(folded, general)
+
+
+def test_fills_in_parts_equal_the_windows():
+    """``fill_forward_in_parts`` and ``first_in_parts`` (contiguous parts, no window) against
+    ``forward_fill().over`` and ``drop_nulls().first().over`` on random parts with nulls."""
+    import random
+
+    rng = random.Random(5)
+    for _ in range(30):
+        n = rng.randint(0, 60)
+        starts = [i == 0 or rng.random() < 0.3 for i in range(n)]
+        part = list(__import__("itertools").accumulate(int(s) for s in starts))
+        value = [rng.choice([None, None, "", "a", "b", "c"]) for _ in range(n)]
+        frame = pl.DataFrame({"part": part, "v": value}, schema={"part": pl.Int64, "v": pl.String})
+        want = frame.select(pl.col("v").forward_fill().over("part"), pl.col("v").drop_nulls().first().over("part")
+                            .alias("first"))
+        got = frame.select(fill_forward_in_parts(pl.col("v"), pl.col("part")).alias("v"))
+        assert got["v"].to_list() == want["v"].to_list(), (part, value)
+        assert first_in_parts(frame, "v", "part").to_list() == want["first"].to_list(), (part, value)
+
+
+@pytest.mark.parametrize("lines", [[], ["junk"], ["Dec  1 00:00:00 mx dovecot: not postfix"]])
+def test_no_postfix_rows_give_no_events_with_the_schema(lines):
+    """No shape part has a row: one empty part still carries every column."""
+    res = PostfixReader().read(pl.Series("raw", lines, dtype=pl.String), ReadContext("f", SiteProfile(), "srv"))
+    assert res.events.height == 0 and res.events.columns == list(EVENT_SCHEMA)

@@ -66,33 +66,44 @@ _SOCKET = r"\[(?:private|public)/"
 def shape_columns(df: pl.DataFrame, groups: Sequence[str] = FIELD_NAMES) -> pl.DataFrame:
     """Add ``kind`` (the first shape of :data:`grammars.postfix.SHAPES` matching the whole ``msg``)
     and ``f_<group>`` for each of ``groups`` (default: every named group; null unless the group
-    belongs to that shape).
+    belongs to that shape): the :func:`shape_parts` put back in row order."""
+    parts = [part.with_columns(pl.lit(name, pl.String).alias("kind")) for name, part in shape_parts(df, groups)]
+    fields = pl.concat([part.select("row_", "kind", *(f"f_{g}" for g in groups if f"f_{g}" in part.columns))
+                        for part in parts], how="diagonal").rechunk().sort("row_")
+    return df.with_columns(fields.select(
+        "kind", *(pl.col(f"f_{g}") if f"f_{g}" in fields.columns else pl.lit(None, pl.String).alias(f"f_{g}")
+                  for g in groups)))
+
+
+def shape_parts(df: pl.DataFrame, groups: Sequence[str] = FIELD_NAMES, carry: Sequence[str] = ()
+                ) -> list[tuple[str, pl.DataFrame]]:
+    """The rows of ``df`` by shape: ``(shape, frame)`` pairs, each frame holding ``row_`` (the row's
+    index in ``df``), ``msg`` (nulls as ``""``), the ``carry`` columns and those ``f_<group>`` of
+    ``groups`` the shape has (absent columns are null). A shape may come in several parts (its
+    strict layout's rows, then the others); parts are not in row order.
 
     Messages in a strict layout (:data:`grammars.postfix.LAYOUTS`: most of a busy log) are cut at
     the layout's literals. The rest take two passes that keep the capture groups off most rows: the
     shape comes from plain matches (no captures; each pattern tried only on the rows no earlier
     shape took, and :data:`grammar.NOTE` takes any text), then each shape's groups are extracted on
-    its own rows only. Each part is computed on its own rows; the parts are put back in row order.
+    its own rows only.
     """
-    rest = df.select(pl.col("msg").fill_null(""), pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_"))
-    parts: list[pl.DataFrame] = []
+    rest = df.select(pl.col("msg").fill_null(""), pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_"), *carry)
+    parts: list[tuple[str, pl.DataFrame]] = []
     for name, layout in grammar.LAYOUTS.items():
         hit = rest["msg"].str.contains(_LAYOUT_PATTERNS[name])
-        parts.append(_cut_layout(rest.filter(hit), name, layout, groups))
+        parts.append((name, _cut_layout(rest.filter(hit), name, layout, groups)))
         rest = rest.filter(~hit)
     *tried, last = grammar.SHAPES
     for name in tried:
         if rest.is_empty():
             break
         hit = rest["msg"].str.contains(anchored(grammar.SHAPES[name]))
-        parts.append(_extract_shape(rest.filter(hit), name))
+        parts.append((name, _extract_shape(rest.filter(hit), name)))
         rest = rest.filter(~hit)
-    parts.append(_extract_shape(rest, last))
-    fields = pl.concat([part.select("row_", "kind", *(f"f_{g}" for g in groups if f"f_{g}" in part.columns))
-                        for part in parts], how="diagonal").rechunk().sort("row_")
-    return df.with_columns(fields.select(
-        "kind", *(pl.col(f"f_{g}") if f"f_{g}" in fields.columns else pl.lit(None, pl.String).alias(f"f_{g}")
-                  for g in groups)))
+    parts.append((last, _extract_shape(rest, last)))
+    # Empty parts are dropped, but one is kept so that there is always a part (with every column).
+    return [(name, part) for name, part in parts if part.height] or parts[-1:]
 
 
 #: Each strict layout's full pattern, anchored.
@@ -120,7 +131,8 @@ def _stretches(layout: grammar.Layout, shared: str | None) -> list[grammar.Layou
 
 def _cut_layout(rows: pl.DataFrame, name: str, layout: grammar.Layout,
                 groups: Sequence[str] = FIELD_NAMES) -> pl.DataFrame:
-    """``row_, kind, f_<group>...`` of messages in a strict layout: each group is the text up to the
+    """``rows`` (``row_, msg`` and carried columns) with ``f_<group>...`` of messages in a strict
+    layout: each group is the text up to the
     first occurrence of its separator (the last one's separator ends the text). Only the wanted
     ``groups`` are made: cutting stops after the last wanted one.
 
@@ -134,7 +146,7 @@ def _cut_layout(rows: pl.DataFrame, name: str, layout: grammar.Layout,
         texts = [split[f"field_{i}"] for i in range(len(stretches))]
     else:
         texts = [rows["msg"]]
-    columns: list[pl.Series] = [rows["row_"], pl.Series("kind", [name] * rows.height, pl.String)]
+    columns: list[pl.Series] = rows.get_columns()
     for text, (lead, steps) in zip(texts, stretches, strict=True):
         names = [group for group, _, _ in steps]
         last_wanted = max((i for i, group in enumerate(names) if group in wanted), default=-1)
@@ -156,14 +168,191 @@ def _cut_layout(rows: pl.DataFrame, name: str, layout: grammar.Layout,
 
 
 def _extract_shape(rows: pl.DataFrame, name: str) -> pl.DataFrame:
-    """``row_, kind, f_<group>...`` of messages of shape ``name``, by its full pattern."""
+    """``rows`` (``row_, msg`` and carried columns) with ``f_<group>...`` of messages of shape
+    ``name``, by its full pattern."""
     groups = rows["msg"].str.extract_groups(anchored(grammar.SHAPES[name])).struct.unnest()
-    return pl.DataFrame([rows["row_"], pl.Series("kind", [name] * rows.height, pl.String)]).hstack(
-        [groups[g].alias(f"f_{g}") for g in _GROUPS[name]])
+    return rows.hstack([groups[g].alias(f"f_{g}") for g in _GROUPS[name]])
 
 
 def _is_postfix(instance: pl.Expr) -> pl.Expr:
     return instance.str.starts_with("postfix").fill_null(False)
+
+
+#: A condition of :func:`event_columns`: an expression, or a Python bool when the shape is known.
+Cond = pl.Expr | bool
+
+
+def _is(kind: str | pl.Expr, *names: str) -> Cond:
+    """``kind`` is one of ``names``: a bool for a known shape, else an expression over the rows."""
+    if isinstance(kind, str):
+        return kind in names
+    return kind == names[0] if len(names) == 1 else kind.is_in(names)
+
+
+def _and(a: Cond, b: Cond) -> Cond:
+    """``a & b``, folded where either side is known (``False & expr`` would be an expression)."""
+    if a is False or b is False:
+        return False
+    if a is True:
+        return b
+    return a if b is True else a & b
+
+
+def _case(*branches: tuple[Cond, pl.Expr], otherwise: pl.Expr | None = None) -> pl.Expr:
+    """``pl.when(c1).then(v1).when(c2).then(v2)....otherwise(otherwise)`` with the known conditions
+    folded away: a ``False`` branch never applies, a ``True`` one applies to every row no earlier
+    branch took (so it is the otherwise); the same values row by row."""
+    live: list[tuple[pl.Expr, pl.Expr]] = []
+    for cond, value in branches:
+        if cond is False:
+            continue
+        if cond is True:
+            otherwise = value
+            break
+        live.append((cond, value))
+    rest = otherwise if otherwise is not None else pl.lit(None)
+    if not live:
+        return rest
+    chain = pl.when(live[0][0]).then(live[0][1])
+    for cond, value in live[1:]:
+        chain = chain.when(cond).then(value)
+    return chain.otherwise(rest)
+
+
+#: The columns :func:`event_columns` gives, and their types.
+EVENT_FIELDS: dict[str, pl.DataType] = {
+    "event": pl.String(), "direction": pl.String(), "message": pl.String(), "verb": pl.String(),
+    "reply": pl.Int64(), "reply_text": pl.String(), "own_client_host": pl.String(),
+    "own_client_ip": pl.String(), "own_helo": pl.String(), "own_auth": pl.String(),
+    "relay_host": pl.String(), "sender": pl.String(), "recipient": pl.String(),
+    "orig_recipient": pl.String(), "status": pl.String(), "transport": pl.String(), "size": pl.Int64(),
+}
+
+
+#: The general form's shape: the ``kind`` column of :func:`shape_columns`.
+KIND = pl.col("kind")
+
+
+def event_columns(rows: pl.DataFrame, kind: str | pl.Expr = KIND) -> pl.DataFrame:
+    """``row_`` and the :data:`EVENT_FIELDS` of ``rows`` (``row_, msg, program, f_<group>``; absent
+    groups are null).
+
+    ``kind`` is the rows' shape: a name when they all have that shape (a part of
+    :func:`shape_parts`), so every choice by shape is made here in Python (:func:`_is`, :func:`_and`,
+    :func:`_case` fold it) and only the chosen expressions run; or the ``kind`` column (the general
+    form, one ``when/then`` chain over the rows), which tests/test_read_speedpaths.py checks gives
+    the same columns.
+    """
+    rows = rows.with_columns(pl.lit(None, pl.String).alias(f"f_{g}") for g in USED_FIELDS
+                             if f"f_{g}" not in rows.columns)
+    f = lambda g: pl.col(f"f_{g}")  # noqa: E731
+    msg = pl.col("msg")
+    program = pl.col("program")
+    action = f("action")
+    command = f("command").str.to_uppercase()
+    rejected = action.is_in(REJECT_ACTIONS).fill_null(False)
+    reason = f("reason")
+    is_action = _is(kind, "action")
+    is_delivery = _is(kind, "delivery")
+    note_client = _and(_is(kind, "note"), program.is_in(["smtpd", "postscreen", "tlsproxy"]))
+    structs = []  # the reply structs, only where a shape can use them
+    if is_action is not False:
+        structs.append(reason.str.extract_groups(anchored(smtp_grammar.REPLY)).alias("rr"))
+    if is_delivery is not False:
+        structs.append(f("detail").str.extract_groups(anchored(grammar.REMOTE_REPLY)).alias("dr"))
+    if note_client is not False:
+        structs.append(pl.when(note_client).then(msg).str.extract_groups(grammar.CLIENT_IN_TEXT).alias("ct"))
+    rows = rows.with_columns(structs)
+
+    queued_as = reason.str.extract(r"queued as ([0-9A-Za-z]+)", 1)
+    qid = pl.when(f("qid") == "NOQUEUE").then(None).otherwise(f("qid"))
+    proxy_accept = _and(is_action, action == "proxy-accept")
+    event = _case(
+        (_is(kind, "connect"), pl.lit("connect")),
+        (_is(kind, "disconnect"), pl.lit("quit")),
+        (_and(_is(kind, "received"), qid.is_not_null()), pl.lit("received")),
+        (_is(kind, "pickup"), pl.lit("received")),
+        (proxy_accept, pl.lit("received")),
+        (is_action, command.replace_strict(COMMAND_EVENTS, default="command")),
+        (_is(kind, "sasl_failed"), pl.lit("auth")),
+        (_is(kind, "queued"), pl.lit("queued")),
+        (is_delivery, pl.lit("deliver")),
+        otherwise=pl.lit("note"),
+    )
+    relay = f("relay")
+    out = ((program == "smtp") & ~relay.str.contains(_LOOPBACK).fill_null(False)
+           & ~relay.str.contains(_SOCKET).fill_null(False))
+    direction = _case(
+        (is_delivery, pl.when(out).then(pl.lit("out")).otherwise(pl.lit("local"))),
+        (_is(kind, "pickup"), pl.lit("local")),
+        (_is(kind, "connect", "disconnect", "received", "action", "sasl_failed"), pl.lit("in")),
+    )
+    rr = pl.col("rr").struct.field
+    dr = pl.col("dr").struct.field
+    ct = pl.col("ct").struct.field
+    empty_null = lambda e: pl.when(e == "").then(None).otherwise(e)  # noqa: E731
+    in_text = [] if note_client is False else [pl.when(note_client).then(empty_null(ct("client_host")))]
+    client_host = pl.coalesce(empty_null(f("orig_client_host")), empty_null(f("client_host")), *in_text)
+    in_text = [] if note_client is False else [pl.when(note_client).then(ct("client_ip"))]
+    client_ip = pl.coalesce(empty_null(f("orig_client_ip")), empty_null(f("client_ip")), *in_text)
+    in_reason = reason.str.extract(r"<(" + grammar.ADDR + r")>: (?:Recipient address rejected|Relay access)", 1)
+    recipient = _case(
+        (is_delivery, pl.coalesce(f("to"), f("to_bare"))),
+        (is_action, pl.coalesce(f("to"), pl.when(command.is_in(["RCPT", "VRFY"])).then(in_reason))),
+    )
+    status = _case(
+        (_is(kind, "delivery", "expired"), f("status").str.to_lowercase()),
+        (_is(kind, "sasl_failed"), pl.lit("failed")),
+        (is_action, action),
+    )
+    reply_code = _case(
+        (_and(is_action, rejected), rr("code")),
+        (proxy_accept, rr("code")),
+        (is_delivery, dr("code")),
+    ).cast(pl.Int64, strict=False)
+    reply_text = _case(
+        (_and(is_action, rejected | (action == "proxy-accept")),
+         pl.coalesce(rr("reply_text"), pl.when(rr("code").is_null()).then(reason))),
+        (is_delivery, dr("reply_text")),
+    )
+    columns = {
+        "event": event,
+        "direction": direction,
+        "message": _case((proxy_accept, pl.coalesce(queued_as, qid)), otherwise=qid),
+        "verb": _case((is_action, command), (_is(kind, "sasl_failed"), pl.lit("AUTH"))),
+        "reply": reply_code,
+        "reply_text": reply_text,
+        "own_client_host": client_host,
+        "own_client_ip": client_ip,
+        "own_helo": f("helo"),
+        "own_auth": _case((_is(kind, "received", "sasl_failed"), empty_null(f("sasl_username")))),
+        "relay_host": _case((is_delivery, relay)),
+        "sender": f("sender"),
+        "recipient": recipient,
+        "orig_recipient": _case((is_delivery, pl.coalesce(f("orig_to"), f("orig_to_bare")))),
+        "status": status,
+        "transport": _case((is_delivery, program)),
+        "size": f("size").cast(pl.Int64, strict=False),
+    }
+    return rows.select("row_", *(expr.cast(EVENT_FIELDS[name]).alias(name) for name, expr in columns.items()))
+
+
+
+def fill_forward_in_parts(value: pl.Expr, part: pl.Expr) -> pl.Expr:
+    """``value.forward_fill().over(part)`` where ``part`` numbers contiguous blocks of rows in
+    increasing order, without a window: the plain forward fill, kept where the value it carries
+    comes from the same block (the block of the last non-null row so far is this row's block;
+    blocks being contiguous and increasing, that row lies in this block)."""
+    source_part = pl.when(value.is_not_null()).then(part).forward_fill()
+    return pl.when(source_part == part).then(value.forward_fill())
+
+
+def first_in_parts(frame: pl.DataFrame, column: str, part: str) -> pl.Series:
+    """``pl.col(column).drop_nulls().first().over(part)``: each part's first non-null value on all its
+    rows, taken from the (few) rows holding a value and joined back on the part number."""
+    firsts = (frame.filter(pl.col(column).is_not_null()).group_by(part)
+              .agg(pl.col(column).first().alias("first_")))
+    return frame.select(part).join(firsts, on=part, how="left", maintain_order="left")["first_"].alias(column)
 
 
 class PostfixReader:
@@ -267,108 +456,20 @@ class PostfixReader:
         return frame.with_columns(cols).drop("rep")
 
     def _events(self, df: pl.DataFrame, ctx: ReadContext) -> pl.DataFrame:
-        msg = pl.col("msg").fill_null("")
+        """The event columns of the Postfix rows ``df`` (in line order).
+
+        Each shape part (:func:`shape_parts`) gets its columns from :func:`event_columns` with its
+        shape known, so the choices by shape are made once per part, not per row; the parts are put
+        back in row order once, beside ``df``'s own columns (which never move).
+        """
         df = df.with_columns(
             pl.when(pl.col("pf_repeat"))
             .then(pl.lit("last message repeated ") + pl.col("repeat_times") + pl.lit(" times"))
             .otherwise(pl.col("msg")).alias("msg"),
         )
-        df = shape_columns(df, USED_FIELDS)
-        f = lambda g: pl.col(f"f_{g}")  # noqa: E731
-
-        kind = pl.col("kind")
-        action = f("action")
-        command = f("command").str.to_uppercase()
-        rejected = action.is_in(REJECT_ACTIONS).fill_null(False)
-        reason = f("reason")
-        reply = reason.str.extract_groups(anchored(smtp_grammar.REPLY)).alias("rr")
-        detail = f("detail").str.extract_groups(anchored(grammar.REMOTE_REPLY)).alias("dr")
-        note_client = (kind == "note") & pl.col("program").is_in(["smtpd", "postscreen", "tlsproxy"])
-        in_text = pl.when(note_client).then(msg).str.extract_groups(grammar.CLIENT_IN_TEXT).alias("ct")
-        df = df.with_columns(reply, detail, in_text)
-
-        queued_as = reason.str.extract(r"queued as ([0-9A-Za-z]+)", 1)
-        qid = pl.when(f("qid") == "NOQUEUE").then(None).otherwise(f("qid"))
-        event = (
-            pl.when(kind == "connect").then(pl.lit("connect"))
-            .when(kind == "disconnect").then(pl.lit("quit"))
-            .when((kind == "received") & qid.is_not_null()).then(pl.lit("received"))
-            .when(kind == "pickup").then(pl.lit("received"))
-            .when((kind == "action") & (action == "proxy-accept")).then(pl.lit("received"))
-            .when(kind == "action").then(command.replace_strict(COMMAND_EVENTS, default="command"))
-            .when(kind == "sasl_failed").then(pl.lit("auth"))
-            .when(kind == "queued").then(pl.lit("queued"))
-            .when(kind == "delivery").then(pl.lit("deliver"))
-            .otherwise(pl.lit("note"))
-        )
-        relay = f("relay")
-        program = pl.col("program")
-        out = ((program == "smtp") & ~relay.str.contains(_LOOPBACK).fill_null(False)
-               & ~relay.str.contains(_SOCKET).fill_null(False))
-        direction = (
-            pl.when(kind == "delivery").then(pl.when(out).then(pl.lit("out")).otherwise(pl.lit("local")))
-            .when(kind == "pickup").then(pl.lit("local"))
-            .when(kind.is_in(["connect", "disconnect", "received", "action", "sasl_failed"]))
-            .then(pl.lit("in"))
-            .otherwise(None)
-        )
-        rr = pl.col("rr").struct.field
-        dr = pl.col("dr").struct.field
-        ct = pl.col("ct").struct.field
-        empty_null = lambda e: pl.when(e == "").then(None).otherwise(e)  # noqa: E731
-        client_host = pl.coalesce(empty_null(f("orig_client_host")), empty_null(f("client_host")),
-                                  pl.when(note_client).then(empty_null(ct("client_host"))))
-        client_ip = pl.coalesce(empty_null(f("orig_client_ip")), empty_null(f("client_ip")),
-                                pl.when(note_client).then(ct("client_ip")))
-        in_reason = reason.str.extract(r"<(" + grammar.ADDR + r")>: (?:Recipient address rejected|Relay access)", 1)
-        recipient = (
-            pl.when(kind == "delivery").then(pl.coalesce(f("to"), f("to_bare")))
-            .when(kind == "action").then(
-                pl.coalesce(f("to"), pl.when(command.is_in(["RCPT", "VRFY"])).then(in_reason)))
-            .otherwise(None)
-        )
-        status = (
-            pl.when(kind.is_in(["delivery", "expired"])).then(f("status").str.to_lowercase())
-            .when(kind == "sasl_failed").then(pl.lit("failed"))
-            .when(kind == "action").then(action)
-            .otherwise(None)
-        )
-        reply_code = (
-            pl.when((kind == "action") & rejected).then(rr("code"))
-            .when((kind == "action") & (action == "proxy-accept")).then(rr("code"))
-            .when(kind == "delivery").then(dr("code"))
-            .otherwise(None).cast(pl.Int64, strict=False)
-        )
-        reply_text = (
-            pl.when((kind == "action") & (rejected | (action == "proxy-accept")))
-            .then(pl.coalesce(rr("reply_text"), pl.when(rr("code").is_null()).then(reason)))
-            .when(kind == "delivery").then(dr("reply_text"))
-            .otherwise(None)
-        )
-        df = df.with_columns(
-            event.alias("event"),
-            direction.alias("direction"),
-            pl.when((kind == "action") & (action == "proxy-accept")).then(pl.coalesce(queued_as, qid))
-            .otherwise(qid).alias("message"),
-            pl.when(kind == "action").then(command)
-            .when(kind == "sasl_failed").then(pl.lit("AUTH")).otherwise(None).alias("verb"),
-            reply_code.alias("reply"),
-            reply_text.alias("reply_text"),
-            client_host.alias("own_client_host"),
-            client_ip.alias("own_client_ip"),
-            f("helo").alias("own_helo"),
-            pl.when(kind.is_in(["received", "sasl_failed"])).then(empty_null(f("sasl_username")))
-            .otherwise(None).alias("own_auth"),
-            pl.when(kind == "delivery").then(relay).otherwise(None).alias("relay_host"),
-            f("sender").alias("sender"),
-            recipient.alias("recipient"),
-            pl.when(kind == "delivery").then(pl.coalesce(f("orig_to"), f("orig_to_bare")))
-            .otherwise(None).alias("orig_recipient"),
-            status.alias("status"),
-            pl.when(kind == "delivery").then(program).otherwise(None).alias("transport"),
-            f("size").cast(pl.Int64, strict=False).alias("size"),
-        )
-        df = self._sessions(df, ctx)
+        parts = [event_columns(part, kind) for kind, part in shape_parts(df, USED_FIELDS, carry=("program",))]
+        fields = pl.concat(parts, how="vertical").sort("row_").drop("row_")
+        df = self._sessions(df.hstack(fields), ctx)
         return df.with_columns(
             pl.lit(ctx.source).alias("source"),
             pl.lit(self.name).alias("format"),
@@ -406,14 +507,15 @@ class PostfixReader:
             return df
         # ``gid`` numbers the (host, pid) groups, so the sort and the windows use integers.
         pid_start = df.group_by(grp).agg(pl.col("line").min().alias("pid_start")).with_row_index("gid")
-        sub = df.select("line", *grp, "kind", "event", "own_client_host", "own_client_ip", "own_helo",
+        sub = df.select("line", *grp, "event", "own_client_host", "own_client_ip", "own_helo",
                         "own_auth")[rows].with_columns(rows.alias("row_"))
         sub = sub.join(pid_start, on=grp, how="left", maintain_order="left").sort("gid", maintain_order=True)
-        is_conn = pl.col("kind") == "connect"
+        is_conn = pl.col("event") == "connect"  # the event of exactly the ``connect`` shape
         seg_head = (pl.col("gid") != pl.col("gid").shift(1)).fill_null(True) | is_conn
         sub = sub.with_columns(seg_head.alias("seg_head"))
         head = pl.col("seg_head")
-        after_disc = (pl.col("kind") == "disconnect").shift(1).fill_null(False) & ~head
+        # ``quit`` is the event of exactly the ``disconnect`` shape.
+        after_disc = (pl.col("event") == "quit").shift(1).fill_null(False) & ~head
         sub = sub.with_columns(
             # A segment's session key: its connect line, or the pid's first line for the cut-off one.
             pl.when(head).then(pl.when(is_conn).then(pl.col("line")).otherwise(pl.col("pid_start")))
@@ -422,13 +524,18 @@ class PostfixReader:
             pl.when(head | after_disc).then(head).forward_fill().alias("in_session"),
             (head | after_disc).cum_sum().alias("part"),
         )
-        session = (pl.lit(ctx.source + "#") + pl.col("host_key") + pl.lit("#") + pl.col("pid").cast(pl.String)
-                   + pl.lit("#L") + pl.col("seg_start").cast(pl.String))
+        # The session key is the same on every row of a segment: built once per segment, then gathered.
+        heads = sub.filter(pl.col("seg_head"))
+        keys = heads.select(pl.lit(ctx.source + "#") + pl.col("host_key") + pl.lit("#")
+                            + pl.col("pid").cast(pl.String) + pl.lit("#L") + pl.col("seg_start").cast(pl.String))
+        segment = sub.select(pl.col("seg_head").cum_sum() - 1)[:, 0]
+        session = keys.to_series().gather(segment)
+        sub = sub.with_columns(first_in_parts(sub, "own_auth", "part").alias("part_auth"))
         in_session = pl.col("in_session")
         session_fill = pl.col("event").is_in(["rcpt", "mail", "helo", "data", "command", "received"])
 
         def fill_forward(own: str) -> pl.Expr:
-            return (pl.when(in_session).then(pl.coalesce(pl.col(own), pl.col(own).forward_fill().over("part")))
+            return (pl.when(in_session).then(fill_forward_in_parts(pl.col(own), pl.col("part")))
                     .otherwise(pl.col(own)))
 
         sub = sub.select(
@@ -437,8 +544,7 @@ class PostfixReader:
             fill_forward("own_client_host").alias("client_host"),
             fill_forward("own_client_ip").alias("client_ip"),
             fill_forward("own_helo").alias("helo"),
-            pl.when(in_session & session_fill).then(pl.coalesce(
-                pl.col("own_auth"), pl.col("own_auth").drop_nulls().first().over("part")))
+            pl.when(in_session & session_fill).then(pl.coalesce(pl.col("own_auth"), pl.col("part_auth")))
             .otherwise(pl.col("own_auth")).alias("auth_user"),
         )
         order = sub["row_"]

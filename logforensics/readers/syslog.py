@@ -102,7 +102,8 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
         "msg": pl.col("msg_"),
     }
     is_fixed = pl.col("fixed_")
-    if frame["fixed_"].all():
+    all_fixed = frame["fixed_"].all()
+    if all_fixed:
         frame = frame.select("line", "raw", *(by_offset.get(name, pl.lit(None, pl.String)).alias(name)
                                               for name in ENVELOPE_COLUMNS))
     else:  # the others: the full envelope pattern
@@ -114,7 +115,8 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
               for name in ENVELOPE_COLUMNS),
         )
     rfc5424 = (pl.col("tag").is_null() & raw.str.starts_with("<")).fill_null(False)
-    if frame.select(rfc5424.any()).item():  # RFC 5424 lines: the same columns from their own pattern
+    # Every fixed line has a tag (at least one letter), so RFC 5424 lines are only among the others.
+    if not all_fixed and frame.select(rfc5424.any()).item():  # their columns from their own pattern
         g = pl.when(rfc5424).then(raw).otherwise(None).str.extract_groups(anchored(grammar.RFC5424))
         frame = frame.with_columns(g.alias("r")).with_columns(
             *(pl.coalesce(pl.col(name), pl.col("r").struct.field(name)).alias(name)
