@@ -83,7 +83,8 @@ def main() -> None:
     b_s, b_rss, b_cpu, err = run_measured_cpu([sys.executable, "-m", "logforensics", "batch", str(archive), "-o",
                                                str(out), "--jobs", str(args.jobs), "--quiet", *site])
     print(row(f"batch --jobs {args.jobs} (all)", b_s, mb, lines, b_rss) + f"  CPU {b_cpu:.2f} s")
-    print(err.strip().splitlines()[-2] if err.strip() else "")
+    summary = [line for line in err.splitlines() if " file(s) parsed, " in line]
+    print(summary[-1] if summary else "")
     r_s, _, _ = run_measured([sys.executable, "-m", "logforensics", "batch", str(archive), "-o", str(out),
                               "--jobs", str(args.jobs), "--quiet", *site])
     print(row("batch rerun (all skipped)", r_s, mb, lines))
