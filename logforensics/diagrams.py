@@ -16,6 +16,7 @@ import pyparsing as pp
 
 from grammars import (
     address,
+    exchange_protocol,
     exchange_tracking,
     exim,
     ims55_protocol,
@@ -38,6 +39,7 @@ GRAMMARS: dict[str, Callable[[], pp.ParserElement]] = {
     "w3c-smtp": lambda: w3c_smtp.line | w3c_smtp.ncsa_line,
     "exchange-tracking": lambda: (exchange_tracking.directive | exchange_tracking.comment
                                   | exchange_tracking.tab_line(exchange_tracking.DEFAULT_FIELDS_2003)),
+    "exchange-smtp-protocol": lambda: exchange_protocol.line,
 }
 
 

@@ -30,6 +30,9 @@ from logforensics.sources import (
 #: Path components that sit just below a server's own folder in an Exchange tree.
 _EXCHANGE_DIRS = {"exchsrvr", "imcdata", "tracking.log"}
 _WINDOWS_DIRS = {"system32", "windows", "winnt", "inetpub"}
+#: Folders between an Exchange 2007+ server's folder and its ``TransportRoles`` (install paths).
+_EXCHANGE_INSTALL_DIRS = {"v8", "v14", "v15", "exchange server", "microsoft", "program files",
+                          "program files (x86)", "exchsrvr"}
 
 
 @dataclass
@@ -76,9 +79,19 @@ def server_from_path(path: str) -> str | None:
     """The server's folder in a collected log tree, when the layout names one.
 
     ``EXCH01/Exchsrvr/Imcdata/Log/L0000000.LOG`` -> EXCH01; ``mx2/var/log/exim4/mainlog`` -> mx2;
-    ``WEB01/LogFiles/SMTPSVC1/ex060214.log`` -> WEB01 (not ``system32`` or ``WINDOWS``).
+    ``WEB01/LogFiles/SMTPSVC1/ex060214.log`` -> WEB01 (not ``system32`` or ``WINDOWS``);
+    ``EXCH03/Program Files/Microsoft/Exchange Server/V14/TransportRoles/Logs/ProtocolLog/SmtpReceive/
+    RECV2010061500-1.LOG`` -> EXCH03 (Exchange 2007+, above the install folders).
     """
     parts = PurePath(path.replace("!", "/").replace("\\", "/")).parts
+    for i, part in enumerate(parts):
+        if part.lower() == "transportroles":
+            j = i - 1
+            while j >= 0 and parts[j].lower() in _EXCHANGE_INSTALL_DIRS:
+                j -= 1
+            if j >= 0 and parts[j] not in ("/", "\\") and not parts[j].endswith(":"):
+                return parts[j]
+            return None
     for i, part in enumerate(parts):
         if part.lower() in _EXCHANGE_DIRS:
             j = i - 1

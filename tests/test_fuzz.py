@@ -110,8 +110,8 @@ def test_postfix_parse_message_on_text_with_a_line_feed():
 
 def test_every_grammar_is_fuzzed():
     modules = {name.split(".")[1] for name, _ in ELEMENTS}
-    assert modules >= {"address", "exchange_tracking", "exim", "ims55_protocol", "ims55_tracking", "postfix",
-                       "sendmail", "smtp", "syslog", "w3c_smtp"}
+    assert modules >= {"address", "exchange_protocol", "exchange_tracking", "exim", "ims55_protocol",
+                       "ims55_tracking", "postfix", "sendmail", "smtp", "syslog", "w3c_smtp"}
     assert len(PARSE_FUNCTIONS) >= 8
 
 
@@ -177,6 +177,9 @@ HEADER_ONLY = [
      "#Fields: date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method cs-uri-stem"],
     ["# Message Tracking Log File", "# Exchange System Attendant Version 6.5.7638.1",
      "# Date\tTime\tclient-ip\tClient-hostname"],
+    ["\ufeff#Software: Microsoft Exchange Server", "#Version: 14.0.0.0", "#Log-type: SMTP Receive Protocol Log",
+     "#Date: 2010-06-15T00:00:00.000Z",
+     "#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context"],
 ]
 
 

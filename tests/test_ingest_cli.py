@@ -28,6 +28,10 @@ PROTO = ("6/14/00 11:47:05 PM : A connection was accepted from 203.0.113.77.\r\n
     ("D/EXCH03/exchsrvr/Tracking.log/20000615.log", "EXCH03"),
     ("archive.zip!EXCH04/Exchsrvr/Tracking.log/20000615.log", "EXCH04"),
     ("logs/L0000000.LOG", None),
+    ("x/EXCH05/TransportRoles/Logs/ProtocolLog/SmtpReceive/RECV2010061500-1.LOG", "EXCH05"),
+    ("/mnt/EXCH06/Program Files/Microsoft/Exchange Server/V14/TransportRoles/Logs/MessageTracking/MSGTRK.LOG",
+     "EXCH06"),
+    ("C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\Logs\\SEND1.LOG", None),
 ])
 def test_server_from_path(path, server):
     assert server_from_path(path) == server

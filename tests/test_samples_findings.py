@@ -99,7 +99,7 @@ def test_every_sample_file_is_read(findings):
     logs = [r for r in result.inputs if not r.path.endswith((".md", ".toml"))]
     assert logs and all(r.status == "ok" and r.format for r in logs)
     assert {r.format for r in logs} == {"ims55-protocol", "ims55-tracking", "postfix", "sendmail", "exim",
-                                        "w3c-smtp", "exchange-tracking"}
+                                        "w3c-smtp", "exchange-tracking", "exchange-smtp-protocol"}
 
 
 def test_finding_ids_are_unique(findings):

@@ -90,7 +90,9 @@ def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile,
         if domains:
             site = site.with_inferred("local_domains", tuple(domains), domains_reason(events))
     if site.forward_all_to is None:
-        hosts = events.filter((pl.col("event") == "connect") & (pl.col("direction") == "out"))["relay_host"]
+        # "Forward all messages to host" is the IMS setting: only IMS protocol sessions tell it.
+        hosts = events.filter((pl.col("event") == "connect") & (pl.col("direction") == "out")
+                              & pl.col("format").is_in(PROTOCOL_FORMATS))["relay_host"]
         distinct = hosts.drop_nulls().str.to_lowercase().unique().to_list()
         if len(distinct) == 1 and hosts.len() >= 2:
             site = site.with_inferred("forward_all_to", distinct[0],

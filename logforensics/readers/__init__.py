@@ -6,6 +6,7 @@ Adding a format means writing a grammar in ``grammars/``, a reader here, and one
 from __future__ import annotations
 
 from logforensics.readers.base import ReadContext, Reader, ReadResult
+from logforensics.readers.exchange_protocol import ExchangeProtocolReader
 from logforensics.readers.exchange_tracking import ExchangeTrackingReader
 from logforensics.readers.exim import EximReader
 from logforensics.readers.ims55_protocol import Ims55ProtocolReader
@@ -22,6 +23,7 @@ READERS: dict[str, type[Reader]] = {
     EximReader.name: EximReader,
     W3cSmtpReader.name: W3cSmtpReader,
     ExchangeTrackingReader.name: ExchangeTrackingReader,
+    ExchangeProtocolReader.name: ExchangeProtocolReader,
 }
 
 #: How many leading lines a sniffer sees.
