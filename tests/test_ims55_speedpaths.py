@@ -228,6 +228,38 @@ EDGE_LINES = [
     "\x00\xff\ufffd garbage : more",
     " : starts with the separator",
     "5/13/00 2:36:29 PM : >>> 221 closing connection",
+    # The literal paths of the body patterns (connect peer, reply, envelope, HELO argument).
+    "5/13/00 2:36:30 PM : A connection was accepted from h..",
+    "5/13/00 2:36:30 PM : A connection was accepted from h . ",
+    "5/13/00 2:36:30 PM : A connection was accepted from .",
+    "5/13/00 2:36:30 PM : A connection was accepted from \tsp\xe4ce d.example.\t",
+    "5/13/00 2:36:30 PM : <<< HELO a\tb",
+    "5/13/00 2:36:30 PM : <<< HELO  two-spaces",
+    "5/13/00 2:36:30 PM : <<< HELO trailing ",
+    "5/13/00 2:36:30 PM : <<< EHLO h\xf6st.example",
+    "5/13/00 2:36:30 PM : <<< HELO ",
+    "5/13/00 2:36:30 PM : <<< helo lower.example",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<plain@x.example>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<>",
+    "5/13/00 2:36:30 PM : <<< MAIL From:<>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<\"IMCEA victim1@aol.com\" @acme.example>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<\"a>b c\"@x.example>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<\"odd@x.example>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<\"a\\\"b\"@x.example>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<a@x.example>>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<a@x.example> ",
+    "5/13/00 2:36:30 PM : <<< MAIL From:<a@x.example> SIZE=12",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<\"q\"\"r\"@x.example>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<\xfcser@b\xfccher.example>",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<",
+    "5/13/00 2:36:30 PM : <<< RCPT To:<<a@b>",
+    "5/13/00 2:36:30 PM : >>> 250",
+    "5/13/00 2:36:30 PM : >>> 250-",
+    "5/13/00 2:36:30 PM : >>> 250 ",
+    "5/13/00 2:36:30 PM : >>> 250x",
+    "5/13/00 2:36:30 PM : >>> 199 low",
+    "5/13/00 2:36:30 PM : >>> 2\u0665\u0660 arabic-indic digits",
+    "5/13/00 2:36:30 PM : >>> 550 R\xe9lais interdit",
 ]
 
 #: Fragments for random lines (heads, separators, bodies), glued at random.
@@ -238,7 +270,8 @@ BODIES = ["A connection was accepted from h.example.", "A connection to 1.2.3.4 
           "<<< HELO a", ">>> 250 OK", "<<< IO: |RCPT TO:<a@b>", "<<< RCPT TO:<a@b>", ">>> 550 no",
           "<<< MAIL FROM:<> SIZE=9", "<<< AUTH LOGIN dXNlcg==", "<<< 334 UGFzc3dvcmQ6", "<<< cGFzcw==",
           ">>> 235 ok", "<<< RSET", "<<< QUIT", "", " ", "250-continued", ">>> IO: |x : y", "<<< DATA",
-          "IO: |HELO z", "HELO z", "<<< EHLO [1.2.3.4]"]
+          "IO: |HELO z", "HELO z", "<<< EHLO [1.2.3.4]", "<<< RCPT To:<\"IMCEA v@w\" @x>", "<<< MAIL From:<>",
+          "<<< RCPT To:<\"a>b\"@c>", "A connection was accepted from h. ", ">>> 250-", "<<< HELO a b"]
 
 
 def _ctx(name: str = "L0000000.LOG", zone: str = "America/New_York") -> ReadContext:
@@ -378,3 +411,74 @@ def test_edge_lines_agree_with_the_grammar():
     # A line feed ends ``.``: such a line is never an entry, in the grammar or in the reader.
     with pytest.raises(pp.ParseException):
         grammar.entry.parse_string("5/13/00 2:36:28 PM : a\nb", parse_all=True)
+
+
+# --- the literal paths of the body patterns against their regexes ----------------------------------
+
+#: Payloads (and bodies) at the edges of the literal tests: quoting, brackets, blanks, line feeds,
+#: non-ASCII text, truncation.
+PAYLOADS = [
+    "", " ", "250", "250 ", "250-", "250 OK", "250-x", "2500", "250x", "250\tx", "250\n", "250 a\nb", "199 x",
+    "650 x", "25", "2\u0665\u0660 x", "550 R\xe9lais", "\u00e9250 x",
+    "RCPT To:<a@b>", "RCPT To:<>", "MAIL From:<>", "MAIL From:<a@b> SIZE=9", "RCPT To:<a@b> ", "RCPT To:<a@b>>",
+    "RCPT To:<\"IMCEA v@w\" @x>", "RCPT To:<\"a>b\"@c>", "RCPT To:<\"odd@c>", "RCPT To:<\"a\\\"b\"@c>",
+    "RCPT To:<\"q\"\"r\"@c>", "RCPT To:<\"\"@c>", "RCPT To:<", "RCPT To:<<a@b>", "RCPT To:<a\nb>",
+    "RCPT To:<\xfcser@b\xfccher.example>", "RCPT TO:<a@b>", "rcpt to: <a@b>", "RCPT To:a@b", "MAIL From:<a b@c>",
+    "RCPT To:<a@b\\>", "RCPT To:<\\\"x\"@c>", "MAIL From:<\"\">", "RCPT  To:<a@b>", "RCPT To: <a@b>",
+    "HELO a", "HELO ", "HELO  a", "HELO a b", "HELO a\tb", "HELO a ", "EHLO [1.2.3.4]", "helo a", "HELO\ta",
+    "EHLO h\xf6st", "HELO a\nb", "HELOa",
+    "A connection was accepted from ", "A connection was accepted from h", "A connection was accepted from h.",
+    "A connection was accepted from h..", "A connection was accepted from h . \t", "A connection was accepted from .",
+    "A connection was accepted from \t.", "A connection was accepted from h.\n", "A connection was accepted from a\nb.",
+    "A connection was accepted from sp\xe4ce d. ", "A connection was accepted from h.\r",
+]
+
+
+def _payloads() -> pl.Series:
+    rng = random.Random(7)
+    alphabet = ['"', "<", ">", "\\", " ", "\t", "@", ".", "a", "\xe4", "\n"]
+    soup = [rng.choice(["RCPT To:<", "MAIL From:<", "HELO ", "EHLO ", "250", "A connection was accepted from "])
+            + "".join(rng.choice(alphabet) for _ in range(rng.randrange(8))) for _ in range(3000)]
+    return pl.Series("p", PAYLOADS + soup, dtype=pl.String)
+
+
+def test_reply_literal_path_equals_regex():
+    from logforensics.readers.ims55_protocol import _reply_groups
+    p = _payloads()
+    want = p.str.extract_groups(anchored(smtp_grammar.REPLY)).struct.unnest()
+    got = _reply_groups(p)
+    for name in ("code", "reply_text"):
+        assert got[name].to_list() == want[name].to_list(), name
+
+
+def test_envelope_literal_path_equals_regex():
+    from logforensics.readers.ims55_protocol import _envelope_groups
+    p = _payloads()
+    mask = p.str.contains(r"^(?i:MAIL[ \t]+FROM|RCPT[ \t]+TO)")
+    want = p.str.extract_groups(anchored(smtp_grammar.ENVELOPE)).struct.unnest()
+    got = _envelope_groups(p)
+    for name in ("path", "bare_path", "params"):
+        expected = pl.select(pl.when(mask).then(want[name])).to_series()
+        assert got[name].to_list() == expected.to_list(), name
+    assert got["path"].is_not_null().sum() > 10
+
+
+def test_helo_literal_path_equals_regex():
+    from logforensics.readers.ims55_protocol import _helo_arg
+    from logforensics.readers.smtp_columns import FIRST_ARG
+    p = _payloads()
+    mask = p.str.to_uppercase().str.starts_with("HELO") | p.str.to_uppercase().str.starts_with("EHLO")
+    got = _helo_arg(p, mask)
+    expected = pl.select(pl.when(mask).then(p.str.extract(FIRST_ARG, 1))).to_series()
+    assert got.to_list() == expected.to_list()
+
+
+def test_connect_literal_path_equals_regex():
+    from logforensics.readers.ims55_protocol import _connect_in_peer
+    p = _payloads()
+    got = _connect_in_peer(p)
+    assert got.to_list() == p.str.extract(anchored(grammar.CONNECT_IN), 1).to_list()
+    # and the grammar agrees on the peer
+    for text, peer in zip(p.to_list(), got.to_list(), strict=True):
+        if peer is not None:
+            assert grammar.connect_in.parse_string(text, parse_all=True)["peer"] == peer

@@ -23,6 +23,9 @@ output equal to the grammar and to the straightforward column path):
 * timestamps are converted once per distinct head;
 * the body patterns (session start, arrows, SMTP reply, command verb, envelope, AUTH) run once per
   distinct body, each only on the bodies a literal or anchored prefix test lets through;
+* four of them are replaced by literal cuts on the bodies whose layout makes the cut provably the
+  regex's match (see :func:`_connect_in_peer`, :func:`_reply_groups`, :func:`_envelope_groups`,
+  :func:`_helo_arg`); every other body still gets the regex;
 * sessions are contiguous runs of rows, so per-session windows are shifts and fills checked
   against the session's first and last row instead of ``.over()`` windows.
 """
@@ -186,8 +189,7 @@ class Ims55ProtocolReader:
         substring, or an anchored prefix of the pattern itself.
         """
         body = bodies.alias("body")
-        peer_in = _masked(body, body.str.starts_with("A connection was accepted from "),
-                          lambda s: s.str.extract(anchored(grammar.CONNECT_IN), 1))
+        peer_in = _connect_in_peer(body)
         peer_out = _masked(body, body.str.contains("onnection to ", literal=True)
                            & body.str.contains(" established", literal=True),
                            lambda s: s.str.extract(anchored(grammar.CONNECT_OUT), 1))
@@ -207,18 +209,16 @@ class Ims55ProtocolReader:
             .otherwise(pl.col("body").str.slice(pl.col("skip")).fill_null("")).alias("payload"),
         )
         payload = f["payload"].fill_null("")
-        reply = _masked_groups(payload, payload.str.contains(r"^[2-5][0-9][0-9]"),
-                               anchored(smtp_grammar.REPLY), ("code", "reply_text"))
+        reply = _reply_groups(payload)
         code = reply["code"].cast(pl.Int64, strict=False)
         word = _masked(payload, code.is_null() & ~is_connect,
                         lambda s: s.str.extract(VERB_WORD, 1).str.to_uppercase())
         word_event = word.replace_strict(VERB_EVENTS, default=None, return_dtype=pl.String)
-        helo_arg = _masked(payload, word_event == "helo", lambda s: s.str.extract(FIRST_ARG, 1))
+        helo_arg = _helo_arg(payload, word_event == "helo")
         is_auth = word == "AUTH"
         auth_mech = _masked(payload, is_auth, lambda s: s.str.extract(AUTH_MECHANISM, 1).str.to_uppercase())
         auth_initial = _masked(payload, is_auth, lambda s: s.str.extract(AUTH_INITIAL, 1))
-        env = _masked_groups(payload, payload.str.contains(r"^(?i:MAIL[ \t]+FROM|RCPT[ \t]+TO)"),
-                             anchored(smtp_grammar.ENVELOPE), ("path", "bare_path", "params"))
+        env = _envelope_groups(payload)
         path = pl.DataFrame(env).select(pl.coalesce(
             pl.col("path"), pl.col("bare_path").str.strip_prefix("<").str.strip_suffix(">"))).to_series()
         size = _masked(env["params"], env["params"].is_not_null(),
@@ -415,3 +415,100 @@ def _fill_forward(value: pl.Expr) -> pl.Expr:
 def _previous(value: pl.Expr) -> pl.Expr:
     """``value.shift(1).over(session)`` on contiguous sessions (column ``_first``)."""
     return pl.when(~pl.col("_first")).then(value.shift(1))
+
+
+# Literal paths for the body patterns. Each gives exactly what its regex gives, on the rows its
+# literal test admits, and hands every other row to the regex. Bodies never hold a line feed (a
+# line with one is never an entry), but each test still sends such text to the regex.
+
+_CONNECT_IN_PREFIX = "A connection was accepted from "
+
+
+def _connect_in_peer(body: pl.Series) -> pl.Series:
+    """Group ``peer`` of :data:`~grammars.ims55_protocol.CONNECT_IN`, null where it does not match.
+
+    Exactness: after the literal prefix, ``(?P<peer>.*?)\\.?[ \\t]*$`` takes the *shortest* peer
+    whose remainder is an optional ``.`` and then only blanks. With no line feed in the text (``.``
+    stops at one), that is the rest with trailing spaces and tabs stripped, then one final ``.``
+    removed. Text holding a line feed goes to the regex.
+    """
+    starts = body.str.starts_with(_CONNECT_IN_PREFIX)
+    sub = body.filter(starts)
+    has_lf = sub.str.contains("\n", literal=True)
+    peer = sub.str.slice(len(_CONNECT_IN_PREFIX)).str.strip_chars_end(" \t").str.strip_suffix(".")
+    if has_lf.any():
+        slow = sub.filter(has_lf).str.extract(anchored(grammar.CONNECT_IN), 1)
+        peer = peer.scatter(has_lf.arg_true(), slow)
+    return _scatter(body.len(), starts.arg_true(), peer)
+
+
+def _reply_groups(payload: pl.Series) -> dict[str, pl.Series]:
+    """Groups ``code`` and ``reply_text`` of :data:`grammars.smtp.REPLY` (anchored), no regex capture.
+
+    Exactness: ``[2-5][0-9][0-9](?:[ -](?P<reply_text>.*))?$`` matches a text exactly when it is
+    three such digits and either nothing more, or ``' '``/``'-'`` followed by any text without a line
+    feed (``.`` stops at one and ``$`` is the end of the text); ``reply_text`` is then everything
+    after the fourth character, else null.
+    """
+    digits = payload.str.contains(r"^[2-5][0-9][0-9]")
+    at = digits.arg_true()
+    sub = payload.gather(at)
+    n = sub.str.len_chars()
+    texted = sub.str.slice(3, 1).is_in([" ", "-"]) & ~sub.str.contains("\n", literal=True)
+    matched = (n == 3) | texted
+    code = pl.select(pl.when(matched).then(sub.str.slice(0, 3))).to_series()
+    text = pl.select(pl.when(texted).then(sub.str.slice(4))).to_series()
+    return {"code": _scatter(payload.len(), at, code), "reply_text": _scatter(payload.len(), at, text)}
+
+
+#: Envelope commands in the exact spelling the IMS logs them, with the ``<`` that opens the path.
+_ENVELOPE_PREFIXES = ("RCPT To:<", "MAIL From:<")
+
+
+def _envelope_groups(payload: pl.Series) -> dict[str, pl.Series]:
+    """Groups ``path``, ``bare_path``, ``params`` of :data:`grammars.smtp.ENVELOPE` (anchored).
+
+    Strict layout, cut at literals: ``RCPT To:<`` or ``MAIL From:<``, then a middle holding no ``>``,
+    no ``\\`` and an even number of ``"``, then a final ``>``. Exactness: the prefix matches the verb
+    part (no blanks around the colon); the bracketed alternative of :data:`~grammars.smtp.PATH` is
+    tried first, and its repetition is forced: a ``"`` can only open a quoted part (``[^>"]`` refuses
+    it), which without backslashes ends at the next ``"``, so the quotes pair up in order and every
+    other character is one ``[^>"]``. The repetition thus consumes exactly the middle (it cannot
+    pass the final ``>``, which is outside any quoted part), the ``>`` follows, and ``params`` is
+    ``.*$`` on the empty rest. So ``path`` is the middle, ``bare_path`` null and ``params`` empty, the
+    only match. Every other envelope line goes to the regex.
+    """
+    n = payload.len()
+    path = pl.repeat(None, n, dtype=pl.String, eager=True)
+    params = pl.repeat(None, n, dtype=pl.String, eager=True)
+    fast = pl.repeat(False, n, eager=True)
+    for prefix in _ENVELOPE_PREFIXES:
+        at = payload.str.starts_with(prefix).arg_true()
+        middle = payload.gather(at).str.strip_prefix(prefix)
+        ok = (middle.str.ends_with(">") & ~middle.str.head(-1).str.contains(r'[>\\]')
+              & (middle.str.count_matches('"', literal=True) % 2 == 0))
+        ok_at = at.filter(ok)
+        path = path.scatter(ok_at, middle.filter(ok).str.head(-1)) if ok_at.len() else path
+        fast = fast.scatter(ok_at, True) if ok_at.len() else fast
+    slow = payload.str.contains(r"^(?i:MAIL[ \t]+FROM|RCPT[ \t]+TO)") & ~fast
+    env = _masked_groups(payload, slow, anchored(smtp_grammar.ENVELOPE), ("path", "bare_path", "params"))
+    params = pl.select(pl.when(fast).then(pl.lit("")).otherwise(env["params"])).to_series()
+    return {"path": path.fill_null(env["path"]), "bare_path": env["bare_path"], "params": params}
+
+
+def _helo_arg(payload: pl.Series, mask: pl.Series) -> pl.Series:
+    """Group 1 of :data:`~logforensics.readers.smtp_columns.FIRST_ARG` on the rows of ``mask``.
+
+    Exactness: on ``HELO `` or ``EHLO `` followed by a non-empty rest holding no space or tab,
+    ``[A-Za-z]+`` takes the verb (the space stops it), ``[ \\t]+`` the one space, and ``[^ \\t]+`` the
+    whole rest. Other rows of the mask go to the regex.
+    """
+    mask = mask.fill_null(False)
+    rest = payload.str.slice(5)
+    fast = (mask & (payload.str.starts_with("HELO ") | payload.str.starts_with("EHLO "))
+            & (rest != "") & ~rest.str.contains("[ \t]"))
+    arg = pl.select(pl.when(fast).then(rest)).to_series()
+    slow = mask & ~fast
+    if slow.any():
+        arg = arg.fill_null(_masked(payload, slow, lambda s: s.str.extract(FIRST_ARG, 1)))
+    return arg
