@@ -105,3 +105,5 @@ default_row = row(DEFAULT_FIELDS)
 
 #: The whole-file grammar of one line, for diagrams: a directive or a row of the default fields.
 line = (directive | default_row).set_name("exchange smtp protocol line")
+line.leave_whitespace()
+line.parse_with_tabs()  # as its leaves: a TAB is data, never expanded to spaces

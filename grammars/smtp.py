@@ -35,3 +35,5 @@ other_command = regex_leaf(COMMAND, "smtp command")
 #: Any SMTP payload: a reply, an envelope command, or another command. Ordered choice, each
 #: alternative anchored at its own end, so no alternative can half-match and fall through.
 smtp_payload = (reply | envelope_command | other_command).set_name("smtp payload")
+smtp_payload.leave_whitespace()
+smtp_payload.parse_with_tabs()  # as its leaves: a TAB is data, never expanded to spaces

@@ -295,3 +295,16 @@ def test_tabs_are_kept() -> None:
     # pyparsing expands tabs by default, which would change a quoted local part.
     assert parse_path('"a\tb"@example.com')["local_part"] == '"a\tb"'
     assert parse_path("<\tuser@example.com\t>")["local_part"] == "user"
+
+
+def test_combined_line_grammars_keep_tabs_as_data():
+    """A combination of leaves expands TABs unless told not to (pyparsing's default), which would
+    make the grammar read ``250<TAB> x`` as a reply while the column path (and the leaves) do not."""
+    import pyparsing as pp
+
+    from grammars import exchange_protocol, smtp
+
+    with pytest.raises(pp.ParseException):
+        smtp.smtp_payload.parse_string("250\t tab", parse_all=True)
+    assert smtp.smtp_payload.parse_string("250 ok\tdone", parse_all=True)["reply_text"] == "ok\tdone"
+    assert exchange_protocol.line.keepTabs and smtp.smtp_payload.keepTabs
