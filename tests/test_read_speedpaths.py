@@ -86,6 +86,17 @@ EDGE_LINES = [
     "last message repeated 2 times",
     "",
     "not a log line",
+    # Brackets and colons around the tag: the pid is the line's first ``[`` only before the first ": ".
+    "Dec 31 23:59:59 mx1 postfix/smtpd: connect from unknown[192.0.2.66]",
+    "Dec 31 23:59:59 mx1 sm-mta: x[1]: y: z",
+    "Dec 31 23:59:59 mx1 postfix/smtpd: [ID 801593 mail.info] Solaris without pid",
+    "Dec 31 23:59:59 mx1 postfix/smtpd:[1] no space after the colon",
+    "Dec 31 23:59:59 mx[1] postfix/smtpd[3001]: bracket in the host",
+    "Dec 31 23:59:59 2001:db8::1 postfix/smtpd[3001]: IPv6 host: colons",
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3001]x: text after the pid",
+    "Dec 31 23:59:59 mx1 a[1][2]: two pids",
+    "Dec 31 23:59:59 mx1 postfix-in/submission/smtpd[7]: three-part tag",
+    "Dec 31 23:59:59 mx1 x[1]: one-letter tag",
 ]
 
 
@@ -130,6 +141,25 @@ def assert_shapes_agree(messages: list[str]) -> None:
 def test_fixed_layout_edges_agree_with_the_grammar():
     fast = assert_envelope_paths_agree(EDGE_LINES)
     assert fast >= 10
+
+
+def test_all_fixed_lines_agree_with_the_grammar():
+    """When every line is in the fixed layout the full pattern never runs (its own branch)."""
+    fixed = [line for line in EDGE_LINES if pl.Series([line]).str.contains(FIXED_BSD).all() and "\n" not in line
+             and not line.split(": ", 1)[1].startswith("[ID ")]
+    assert len(fixed) >= 15
+    assert_envelope_paths_agree(fixed)
+
+
+def test_program_and_instance_join_keeps_line_order():
+    """``program``/``instance`` (each distinct tag split once, joined back) = splitting every tag, in
+    line order, null where there is no tag."""
+    frame = split_syslog(pl.Series("raw", EDGE_LINES * 3, dtype=pl.String))
+    assert frame["line"].to_list() == list(range(1, 3 * len(EDGE_LINES) + 1))
+    for row in frame.iter_rows(named=True):
+        tag = row["tag"]
+        expected = (None, None) if tag is None else (tag.split("/")[-1], tag.split("/")[0])
+        assert (row["program"], row["instance"]) == expected, row["raw"]
 
 
 def test_fixed_layout_agrees_on_corpus_and_sample_lines():
@@ -179,7 +209,8 @@ def test_split_lines_matches_the_column_split():
 def test_each_stamp_run_converts_like_a_single_line(zone):
     lines = ["Mar 27 01:59:59 h p[1]: a", "Mar 27 01:59:59 h p[1]: b", "junk", "Mar 27 02:30:00 h p[1]: c",
              "Mar 27 02:30:00 h p[1]: d", "Mar 30 02:30:00 h p[1]: e", "2004-03-28T02:30:00 h p[1]: f",
-             "2004-03-28T02:30:00Z h p[1]: g", "Feb 30 10:00:00 h p[1]: h", "Feb 30 10:00:00 h p[1]: i"]
+             "2004-03-28T02:30:00Z h p[1]: g", "Feb 30 10:00:00 h p[1]: h", "Feb 30 10:00:00 h p[1]: i",
+             "Mar 27 01:59:59 h p[1]: a stamp again after others", "Mar 27 01:59:59 h p[1]: and again"]
     frame = split_syslog(pl.Series(lines))
     hint = YearHint(start_year=2004)
     together, _ = syslog_times(frame, zone, hint)
@@ -457,3 +488,15 @@ def test_no_postfix_rows_give_no_events_with_the_schema(lines):
     """No shape part has a row: one empty part still carries every column."""
     res = PostfixReader().read(pl.Series("raw", lines, dtype=pl.String), ReadContext("f", SiteProfile(), "srv"))
     assert res.events.height == 0 and res.events.columns == list(EVENT_SCHEMA)
+
+
+@pytest.mark.parametrize("lines", [
+    ["Dec  1 00:00:00 mx1 postfix/smtpd[1]: connect from a[192.0.2.1]"] * 3,
+    ["Dec  1 00:00:00 mx1 postfix/smtpd[1]: connect from a[192.0.2.1]", "", " \t", "\u00a0\u2003", "junk",
+     "Dec  1 00:00:01 mx1 last message repeated 2 times", "postfix/postfix-script: fatal: x", " x "],
+])
+def test_blank_lines_are_the_whitespace_only_lines(lines):
+    """The blank test runs on untagged lines only: the count is still every whitespace-only line."""
+    result = PostfixReader().read(pl.Series(lines, dtype=pl.String), ReadContext(
+        "t", SiteProfile(timezone="UTC"), None, YearHint(start_year=2004)))
+    assert result.blank == sum(1 for line in lines if not line.strip())

@@ -355,6 +355,10 @@ def first_in_parts(frame: pl.DataFrame, column: str, part: str) -> pl.Series:
     return frame.select(part).join(firsts, on=part, how="left", maintain_order="left")["first_"].alias(column)
 
 
+#: The columns of the split lines that :meth:`PostfixReader._events` reads.
+_MAIL_COLUMNS = ("line", "ts", "host", "pid", "program", "msg", "pf_repeat", "repeat_times")
+
+
 class PostfixReader:
     """Postfix (syslog)."""
 
@@ -386,7 +390,12 @@ class PostfixReader:
         warnings: list[str] = []
         if ts_warning is not None:
             warnings.append(f"{ctx.source}: {ts_warning}")
-        blank = pl.col("raw").str.strip_chars() == ""
+        # A tagged line is not blank (its tag holds a letter; an RFC 5424 line starts with ``<``), so
+        # the whitespace test over the lines runs only when the file has untagged lines at all.
+        if frame["tag"].null_count():
+            blank = pl.col("tag").is_null() & (pl.col("raw").str.strip_chars() == "")
+        else:
+            blank = pl.lit(False)
         is_syslog = pl.col("tag").is_not_null()
         is_pf = _is_postfix(pl.col("instance"))
         prev_pf = is_pf.shift(1).fill_null(False)
@@ -403,7 +412,9 @@ class PostfixReader:
         bad = frame.filter(pl.col("is_bad"))
         if bad.height:
             warnings += bad_line_warnings(ctx.source, bad, "not a syslog line")
-        mail = frame.filter(pl.col("is_pf") | pl.col("pf_repeat"))
+        # Only the columns the events are made of (none of the others is a schema column, which
+        # ``conform`` would otherwise fill with nulls) are filtered.
+        mail = frame.select(*_MAIL_COLUMNS).filter(frame["is_pf"] | frame["pf_repeat"])
         undated = mail.filter(pl.col("ts").is_null())
         if undated.height:
             warnings.append(f"{ctx.source}: {undated.height} Postfix lines have no timestamp "

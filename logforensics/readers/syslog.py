@@ -62,7 +62,11 @@ ENVELOPE_COLUMNS = ("mon", "day", "hms", "iso", "iso_zone", "priority", "host", 
 #: offsets ``str.find`` gives are character offsets. On such a line ``grammar.LINE`` has exactly one
 #: reading, the same: no priority (the host cannot start with ``<``), the host is the whole word (no
 #: ``[ ] :`` at its end), the tag runs to ``[`` or ``:``. Lines whose message starts ``[ID ``
-#: (Solaris) or that hold a newline take the full pattern. tests/test_read_speedpaths.py checks it.
+#: (Solaris) or that hold a newline take the full pattern. The pid needs no slice of its own: the
+#: stamp and the host hold no ``[`` (the host's class leaves out ``[ ]``), so the line's first ``[``,
+#: when it comes before the first ``": "``, is the tag's pid bracket (tag = up to it, pid = from it to
+#: the ``]`` just before ``": "``); a first ``[`` after that is in the message, and the tag has no pid.
+#: tests/test_read_speedpaths.py checks it (edge lines mixed with others, and all fixed).
 FIXED_BSD = (r"^(?:" + "|".join(grammar.MONTHS) + r") [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} "
              r"[!-;=-Z\\^-~]*[!-9;=-Z\\^-~] [A-Za-z][A-Za-z0-9_./-]*(?:\[[0-9]+\])?: ")
 
@@ -81,24 +85,26 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
         (raw.str.contains(FIXED_BSD) & ~raw.str.contains("\n", literal=True)).fill_null(False).alias("fixed_"),
         raw.str.find(": ", literal=True).alias("colon_"),
         raw.str.slice(16).str.find(" ", literal=True).alias("host_len_"),
+        raw.str.find("[", literal=True).alias("bracket_"),
     )
+    colon = pl.col("colon_")
     tag_start = pl.col("host_len_") + 17
+    # The line's first ``[`` is the pid's when it comes before the first ``": "`` (see FIXED_BSD).
+    has_pid = (pl.col("bracket_") < colon).fill_null(False)
+    tag_end = pl.when(has_pid).then(pl.col("bracket_")).otherwise(colon)
     frame = frame.with_columns(
-        raw.str.slice(pl.col("colon_") + 2).alias("msg_"),
-        raw.str.slice(tag_start, pl.col("colon_") - tag_start).alias("tag_pid_"),
+        raw.str.slice(colon + 2).alias("msg_"),
     ).with_columns(
         (pl.col("fixed_") & ~pl.col("msg_").str.starts_with("[ID ")).fill_null(False).alias("fixed_"),
-        pl.col("tag_pid_").str.find("[", literal=True).alias("bracket_"),
     )
     bracket = pl.col("bracket_")
-    tag_pid = pl.col("tag_pid_")
     by_offset = {
         "mon": raw.str.slice(0, 3),
         "day": raw.str.slice(4, 2).str.strip_chars_start(" "),
         "hms": raw.str.slice(7, 8),
         "host": raw.str.slice(16, pl.col("host_len_")),
-        "tag": pl.when(bracket.is_null()).then(tag_pid).otherwise(tag_pid.str.head(bracket)),
-        "pid": tag_pid.str.slice(bracket + 1, tag_pid.str.len_bytes() - bracket - 2),
+        "tag": raw.str.slice(tag_start, tag_end - tag_start),
+        "pid": pl.when(has_pid).then(raw.str.slice(bracket + 1, colon - bracket - 2)),
         "msg": pl.col("msg_"),
     }
     is_fixed = pl.col("fixed_")
@@ -124,13 +130,13 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
         ).with_columns(pl.when(pl.col("r").struct.field("tag").is_not_null())
                        .then(pl.col("msg").fill_null("")).otherwise(pl.col("msg")).alias("msg")).drop("r")
     # Tags repeat: split each distinct tag once.
+    # Tags repeat: split each distinct tag once, and join the parts back (one hash lookup per line;
+    # a null tag matches no row of the table, so its program and instance are null).
     tags = frame["tag"].unique().drop_nulls()
     parts = tags.str.split("/")
-    return frame.with_columns(
-        pl.col("tag").replace_strict(tags, parts.list.last(), default=None).alias("program"),
-        pl.col("tag").replace_strict(tags, parts.list.first(), default=None).alias("instance"),
-        pl.col("pid").cast(pl.Int64, strict=False),
-    )
+    table = pl.DataFrame({"tag": tags, "program": parts.list.last(), "instance": parts.list.first()})
+    return frame.with_columns(pl.col("pid").cast(pl.Int64, strict=False)).join(
+        table, on="tag", how="left", maintain_order="left")
 
 
 def _anchor_year(month: pl.Series, k: pl.Series, hint: YearHint | None, iso_year: pl.Series
@@ -168,7 +174,10 @@ def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple
     """
     stamps = frame.select("mon", "day", "hms", "iso", "iso_zone")
     run = stamps.select(pl.struct(pl.all()).rle_id().alias("run"))["run"]
-    ts, warning = _run_times(stamps.filter(run.is_first_distinct()), zone, hint)
+    # Run ids count up from 0 by one at each change, so a run's first line is where the id changes
+    # (the same rows as ``run.is_first_distinct()``, without hashing).
+    first = (run != run.shift(1)).fill_null(True)
+    ts, warning = _run_times(stamps.filter(first), zone, hint)
     return ts.gather(run), warning
 
 
