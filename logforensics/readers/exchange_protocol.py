@@ -51,6 +51,7 @@ from grammars.common import anchored
 from grammars.exchange_tracking import ISO_TIME
 from logforensics.readers.auth_decode import auth_user
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
+from logforensics.readers.exchange_tracking import unquote_csv
 from logforensics.readers.smtp_columns import command_columns, envelope_columns
 from logforensics.schema import conform, empty_events
 from logforensics.timeconv import wall_clock_to_utc
@@ -69,14 +70,6 @@ _WANTED = {"date_time": "date_time", "connector_id": "connector_id", "session_id
 
 _DEFAULT_ROW = re.compile(anchored(grammar.row_pattern(grammar.DEFAULT_FIELDS)))
 _EVENT = re.compile(anchored(grammar.EVENT))
-
-
-def _unquote(col: pl.Expr) -> pl.Expr:
-    """An RFC 4180 value as text (outer quotes removed, doubled quotes undoubled); empty -> null."""
-    quoted = col.str.starts_with('"') & col.str.ends_with('"') & (col.str.len_chars() >= 2)
-    inner = col.str.slice(1, col.str.len_chars() - 2).str.replace_all('""', '"', literal=True)
-    value = pl.when(quoted).then(inner).otherwise(col)
-    return pl.when(value == "").then(None).otherwise(value)
 
 
 def _endpoint_ip(col: pl.Expr) -> pl.Expr:
@@ -159,7 +152,7 @@ class ExchangeProtocolReader:
         bad_shape = rows.filter(~pl.col("ok"))
         rows = rows.filter(pl.col("ok"))
         if rows.height:
-            rows = rows.with_columns(*(_unquote(pl.col(c)).alias(c) for c in _WANTED.values()))
+            rows = rows.with_columns(*(unquote_csv(pl.col(c)).alias(c) for c in _WANTED.values()))
             rows = rows.with_columns(self._timestamp(pl.col("date_time")).alias("ts"))
         bad_ts = rows.filter(pl.col("ts").is_null()) if rows.height else rows
         bad_event = (rows.filter(pl.col("ts").is_not_null()

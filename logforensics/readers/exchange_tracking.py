@@ -63,7 +63,7 @@ def _null(col: pl.Expr) -> pl.Expr:
     return pl.when(stripped.is_in(["-", ""])).then(None).otherwise(stripped)
 
 
-def _unquote(col: pl.Expr) -> pl.Expr:
+def unquote_csv(col: pl.Expr) -> pl.Expr:
     """An RFC 4180 CSV value as text (quotes removed, doubled quotes undoubled); empty -> null."""
     quoted = col.str.starts_with('"') & col.str.ends_with('"') & (col.str.len_chars() >= 2)
     inner = col.str.slice(1, col.str.len_chars() - 2).str.replace_all('""', '"', literal=True)
@@ -255,7 +255,7 @@ class ExchangeTrackingReader:
         for name in group_names(grammar.FIELDS_2013):
             if name not in rows.columns:
                 rows = rows.with_columns(pl.lit(None, pl.String).alias(name))
-        rows = rows.with_columns(*(_unquote(pl.col(n)).alias(n) for n in group_names(grammar.FIELDS_2013)))
+        rows = rows.with_columns(*(unquote_csv(pl.col(n)).alias(n) for n in group_names(grammar.FIELDS_2013)))
         iso = pl.col("date_time").str.extract_groups(anchored(grammar.ISO_TIME))
 
         def part(f: str) -> pl.Expr:
