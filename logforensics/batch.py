@@ -40,7 +40,7 @@ from pathlib import Path
 import polars as pl
 
 from logforensics import TOOL_NAME, __version__
-from logforensics.detect.findings import build_findings, empty_findings
+from logforensics.detect.findings import AUTH_FAILURE_LOOKBACK, FAILED_LOGIN, build_findings, empty_findings
 from logforensics.detect.incidents import group_incidents
 from logforensics.detect.infer import infer_profile, shift_protocol_times
 from logforensics.detect.pipeline import Detection, select
@@ -63,7 +63,8 @@ ALL_FINDINGS = "state/all-findings.parquet"
 #: clock offsets) and after it (queue lifetime plus the outbound-matching window), and keeps only
 #: the findings whose time falls inside it, so the windows give exactly the unwindowed findings.
 WINDOW_DAYS = 7
-#: Before the window: sessions that began a little earlier (their HELO and AUTH lines).
+#: Before the window: sessions that began a little earlier (their HELO and AUTH lines); failed
+#: logins from further back (LF-AUTH-ABUSE looks back ``AUTH_FAILURE_LOOKBACK``).
 MARGIN_BEFORE = timedelta(hours=1)
 #: After the window: every row for an hour (tracking records covered by a protocol RCPT within ten
 #: minutes), then only the rows that can prove what became of mail offered inside the window:
@@ -722,8 +723,10 @@ def detect_window(out: str, server: str | None, site: SiteProfile, shift: int, s
     else:
         reach = timedelta(minutes=abs(shift)) + MARGIN_AFTER_ALL  # the clock shift moves rows across edges
         lo, hi = start - reach - MARGIN_BEFORE, end + MARGIN_AFTER
-        rows = mine.filter((pl.col("day") >= f"{lo:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")
-                           & (pl.col("ts") >= lo) & (pl.col("ts") < hi)
+        fails_from = lo - AUTH_FAILURE_LOOKBACK
+        rows = mine.filter((pl.col("day") >= f"{fails_from:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")
+                           & (pl.col("ts") >= fails_from) & (pl.col("ts") < hi)
+                           & ((pl.col("ts") >= lo) | FAILED_LOGIN)
                            & ((pl.col("ts") < end + reach) | OUTCOME_ROWS))
         keep = (pl.col("time") >= start) & (pl.col("time") < end)
     events = shift_protocol_times(conform(rows.select(cols).collect()), shift)

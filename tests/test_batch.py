@@ -331,3 +331,30 @@ def test_a_newer_rotation_arriving_later_gives_the_older_files_scans_years(tmp_p
     assert comparable(again.detection.findings) == comparable(scanned.findings)
     assert sorted(t.year for t in again.detection.findings["time"]) == [2004, 2004, 2005, 2005]
     assert scan_events(tmp_path / "out").collect().height == scanned.events.height
+
+
+def test_failed_logins_hours_before_a_window_still_mark_the_stolen_password_relay(tmp_path, monkeypatch):
+    """LF-AUTH-ABUSE looks back 24 hours for failed logins; a window must load them even when they
+    fall in an earlier window, hours before it starts (one-hour windows here)."""
+    import logforensics.batch as batch_module
+
+    monkeypatch.setattr(batch_module, "WINDOW_ROWS", 1)
+    fails = "".join(
+        f"Mar  3 0{h}:00:0{i} mx1 postfix/smtpd[{100 + h}]: warning: unknown[198.51.100.140]: SASL LOGIN "
+        f"authentication failed: UGFzc3dvcmQ6, sasl_username=jsmith\n" for h in range(1, 4) for i in range(3))
+    relay = ("Mar  3 09:12:00 mx1 postfix/smtpd[200]: connect from unknown[198.51.100.140]\n"
+             "Mar  3 09:12:01 mx1 postfix/smtpd[200]: 4A1B2C3D4E: client=unknown[198.51.100.140], "
+             "sasl_method=LOGIN, sasl_username=jsmith\n"
+             "Mar  3 09:12:02 mx1 postfix/qmgr[300]: 4A1B2C3D4E: from=<jsmith@acme-widgets.com>, size=900, nrcpt=1 "
+             "(queue active)\n"
+             "Mar  3 09:12:03 mx1 postfix/smtp[301]: 4A1B2C3D4E: to=<buyer@far.example>, "
+             "relay=mx.far.example[203.0.113.9]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)\n"
+             "Mar  3 09:12:04 mx1 postfix/smtpd[200]: disconnect from unknown[198.51.100.140]\n")
+    logs = tmp_path / "in" / "mx1" / "var" / "log"
+    logs.mkdir(parents=True)
+    (logs / "mail.log").write_text(fails + relay)
+    site = SiteProfile(timezone="UTC", local_domains=("acme-widgets.com",), relay_policy="authenticated-or-ip-allowlist")
+    scanned = scan([tmp_path / "in"], site, year=2005)
+    assert scanned.findings["rule"].to_list() == ["LF-AUTH-ABUSE"]
+    windowed = batch([tmp_path / "in"], site, tmp_path / "out", jobs=1, year=2005, show_progress=False)
+    assert comparable(windowed.detection.findings) == comparable(scanned.findings)

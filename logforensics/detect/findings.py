@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import timedelta
 
 import polars as pl
 
@@ -124,7 +125,10 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
 
 
 #: Failed logins this long before an authenticated relay make the account suspect.
-AUTH_FAILURE_WINDOW = pl.duration(hours=24)
+AUTH_FAILURE_LOOKBACK = timedelta(hours=24)
+AUTH_FAILURE_WINDOW = pl.lit(AUTH_FAILURE_LOOKBACK)
+#: A failed login: an AUTH that failed or was answered 5xx.
+FAILED_LOGIN = (pl.col("event") == "auth") & ((pl.col("status") == "failed") | (pl.col("reply") >= 500))
 #: An authenticated client mailing this many outside domains within an hour is suspect.
 AUTH_BURST_DOMAINS = 10
 
@@ -138,8 +142,7 @@ def _mark_auth_abuse(rcpts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
                  ["rid", "server", "client_ip", "auth_user", "ts", "effective_domain"])
     if cand.is_empty():
         return rcpts.with_columns(pl.lit(False).alias("auth_abuse"))
-    fails = _rows(events, (pl.col("event") == "auth") & pl.col("ts").is_not_null()
-                  & ((pl.col("status") == "failed") | (pl.col("reply") >= 500)),
+    fails = _rows(events, FAILED_LOGIN & pl.col("ts").is_not_null(),
                   ["server", "client_ip", "auth_user", "ts"]).rename({"ts": "f_ts"})
     in_window = (pl.col("f_ts") <= pl.col("ts")) & (pl.col("f_ts") >= pl.col("ts") - AUTH_FAILURE_WINDOW)
     flagged = [
