@@ -101,3 +101,23 @@ def test_corpus_expected_denial_counts():
     """The corpus itself: how many relay-denial lines each MTA folder holds (guards the test above)."""
     counts = {f: sum(len(denial_lines(p)) for p in corpus_files(f) if rel(p) not in NOT_LOGS) for f in FOLDERS}
     assert counts["postfix"] >= 5 and counts["sendmail"] >= 4 and counts["exim"] >= 20
+
+
+def test_exim_corpus_screened_findings_equal_the_full_assessment(monkeypatch):
+    """The Exim test suite's 989 files share timestamps, queue ids and line numbers, so ties are
+    everywhere: the screened assessment (queue messages that cannot raise a finding skipped) must
+    equal the full one there too, evidence order included, and two runs must agree."""
+    import logforensics.detect.findings as findings_module
+    from logforensics.detect.findings import build_findings_by_server
+    from logforensics.ingest import ingest
+
+    site = SiteProfile(timezone="UTC")
+    events = ingest([CORPUS / "exim"], site, year=2010).events
+    texts = lambda path, lines: [None] * len(lines)  # noqa: E731
+    first = build_findings_by_server(events, site, {}, texts)
+    assert first.height > 1000
+    assert first.equals(build_findings_by_server(events, site, {}, texts))
+    full = findings_module._assess
+    monkeypatch.setattr(findings_module, "_assess",
+                        lambda ev, s, raising_only: full(ev, s, raising_only=False))
+    assert first.equals(build_findings_by_server(events, site, {}, texts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -170,3 +171,30 @@ def test_authenticated_burst_to_many_outside_domains_is_auth_abuse():
              for i in range(10)]
     assert set(findings(frame(*rows))["rule"]) == {"LF-AUTH-ABUSE"}
     assert findings(frame(*rows[:10])).is_empty()  # nine domains: an ordinary mailing
+
+
+def test_debian_duplicate_syslog_files_count_once_cite_both_and_do_not_depend_on_file_order(tmp_path):
+    """Debian's rsyslog writes mail lines to mail.log and again to mail.info/mail.warn: a refusal in
+    both is one finding citing both lines, and reading the files in either order gives the same."""
+    from logforensics.detect.findings import build_findings_by_server
+    from logforensics.ingest import ingest
+    from logforensics.site import load_site_profile
+    from tests.conftest import SAMPLES
+
+    log = next(SAMPLES.glob("postfix/*/var/log/mail.log-20050103"))
+    logs = tmp_path / "mx1" / "var" / "log"
+    logs.mkdir(parents=True)
+    lines = log.read_text().splitlines(keepends=True)
+    (logs / "mail.log").write_text("".join(lines))
+    (logs / "mail.info").write_text("".join(lines[:-2]))  # a copy, not byte-identical
+    site = load_site_profile(SAMPLES / "site.toml")
+    texts = lambda path, numbers: [None] * len(numbers)  # noqa: E731
+    single = build_findings_by_server(ingest([logs / "mail.log"], site, year=2005).events, site, {}, texts)
+    events = ingest([tmp_path], site, year=2005).events
+    both = build_findings_by_server(events, site, {}, texts)
+    assert both.height == single.height > 0
+    refused = both.filter(pl.col("verdict") == "refused")
+    assert refused.height and all(
+        {Path(e["path"]).name for e in f["evidence"]} == {"mail.log", "mail.info"} for f in refused.iter_rows(named=True))
+    reversed_files = events.with_row_index("i").sort(["source", "i"], descending=[True, False]).drop("i")
+    assert build_findings_by_server(reversed_files, site, {}, texts).equals(both)

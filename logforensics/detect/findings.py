@@ -165,10 +165,11 @@ def _merge_duplicate_logs(rcpts: pl.DataFrame) -> pl.DataFrame:
     """One row per refusal that two logs of one server both recorded (Exim writes every rejection to
     ``mainlog`` and ``rejectlog``; syslog copies): the first keeps the finding, the copy is cited.
 
-    Rows are copies when server, time, session, client, recipient, reply and text agree but the
-    files differ. Repeats within one file are real repeats and are kept.
+    Rows are copies when server, time, client, recipient, reply and text agree but the files
+    differ (not the session: its key names the file). Repeats within one file are real repeats and
+    are kept.
     """
-    key = ["server", "ts", "session", "client_ip", "recipient", "reply", "reply_text", "format"]
+    key = ["server", "ts", "client_ip", "recipient", "reply", "reply_text", "format"]
     rcpts = rcpts.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))
     if rcpts.is_empty() or rcpts["source"].n_unique() == 1 or not rcpts.select(key).is_duplicated().any():
         return rcpts
@@ -294,7 +295,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         pl.col("helo").alias("a_helo"), pl.col("sender").alias("a_sender"), pl.col("auth_user").alias("a_auth"),
         _key(pl.col("recipient")).alias("_rkey"),
     ).unique(["_server", "message", "a_source", "a_line"], keep="first", maintain_order=True)
-    queued = keyed("queued", ["ts", "sender", "source", "line", "server"]).sort("ts").select(
+    queued = keyed("queued", ["ts", "sender", "source", "line", "server"]).sort("ts", "source", "line").select(
         "_server", "message", pl.col("ts").alias("q_ts"), pl.col("sender").alias("q_sender"),
         pl.col("source").alias("q_source"), pl.col("line").alias("q_line"))
     if screen is not None:
@@ -333,7 +334,8 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         "a_client_ip", "a_helo", pl.coalesce(pl.col("a_sender"), pl.col("q_sender")).alias("sender"), "a_auth",
         sent_out.alias("sent_out"), "q_line", "q_source",
         pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2")).alias("deliveries"),
-    ).sort("ts", "line")
+        pl.col("source").alias("d_source"),
+    ).sort("ts", "line", "d_source")  # files of one time often share line numbers: ties broken by file
     per_rcpt = per_rcpt.group_by("a_source", "a_line", "offered", maintain_order=True).agg(
         pl.col("a_ts").first().alias("ts"), pl.col("a_format").first().alias("format"),
         pl.col("server").first().alias("server"), pl.col("a_session").first().alias("session"),
@@ -456,8 +458,11 @@ def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> p
            | ~pl.col("sender_k").fill_null("").str.contains("@")
            | (pl.col("rsender") == pl.col("sender_k")))
     )
+    # Each piece once, by line, then path (files of one time often share line numbers): deterministic.
+    piece = pl.struct(pl.col("source").alias("path"), "line", "line2").unique()
     relayed = matched.group_by("rid").agg(
-        pl.struct(pl.col("source").alias("path"), "line", "line2").unique().sort_by("line").alias("out_lines"),
+        piece.sort_by(piece.struct.field("line"), piece.struct.field("path"), piece.struct.field("line2"))
+        .alias("out_lines"),
     )
     rcpts = rcpts.join(relayed, on="rid", how="left").with_columns(
         pl.when(pl.col("origin") == "queue")
