@@ -7,12 +7,14 @@ errors, failed resources and anything its Content-Security-Policy blocked (any n
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
@@ -164,6 +166,50 @@ def test_time_filter_with_nothing_in_range(samples_report, tmp_path):
     assert "Charts: 0 of" in d.text["filter-status"]
     assert "Nothing matches the filters." in dom
     assert dom.count(">no data<") >= len(CHARTS)
+
+
+def _report_data(report: Path) -> dict:
+    text = report.read_text(encoding="utf-8")
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S)
+    assert m
+    return json.loads(m.group(1))
+
+
+def _zoomed_copy(report: Path, tmp_path: Path, name: str, events: list[dict]) -> Path:
+    """A copy of ``report`` whose page, after the report's own script, sends ``events`` as relayouts
+    of its first chart with a time axis, in turn, as a person zooming and double-clicking would."""
+    script = ("<script>(async function () {var D = JSON.parse(document.getElementById('report-data')"
+              ".textContent); var c = D.charts.filter(function (c) { return ((c.figure.layout || {}).xaxis"
+              " || {}).type === 'date'; })[0]; var div = document.getElementById('chart-' + c.id);"
+              f" var evs = {json.dumps(events)}; for (var i = 0; i < evs.length; i++) "
+              "{ await Plotly.relayout(div, evs[i]); }})();</script>")
+    copy = tmp_path / name
+    copy.write_text(report.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    return copy
+
+
+def test_zooming_a_time_chart_sets_the_time_filter(samples_report, tmp_path):
+    data = _report_data(samples_report)
+    times = sorted(f["t"] for f in data["findings"] if f["t"] is not None)
+    # From before the first finding into the middle of the widest quiet spell (wider than a chart's
+    # time step, so the charts and the table keep the same findings).
+    gap, i = max((b - a, i) for i, (a, b) in enumerate(pairwise(times)))
+    assert gap > 2 * data["step"], (gap, data["step"])
+    cut = times[i] + gap // 2
+    fmt = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]  # noqa: E731
+    expected = i + 1
+    assert 0 < expected < len(times)
+    zoom = {"xaxis.range[0]": fmt(times[0] - 1000), "xaxis.range[1]": fmt(cut)}
+    d = check_page(load(_zoomed_copy(samples_report, tmp_path, "zoom.html", [zoom]), tmp_path)[0])
+    m = re.search(r"Charts: (\d+) of (\d+) findings; table: (\d+) of (\d+) rows", d.text["filter-status"])
+    assert m, d.text["filter-status"]
+    assert int(m.group(3)) == expected
+    assert int(m.group(1)) == expected  # the charts too
+    # Double-click (autoscale) widens the filter to everything again.
+    back = _zoomed_copy(samples_report, tmp_path, "back.html", [zoom, {"xaxis.autorange": True}])
+    d = check_page(load(back, tmp_path)[0])
+    m = re.search(r"Charts: (\d+) of (\d+) findings; table: (\d+) of (\d+) rows", d.text["filter-status"])
+    assert m and m.group(1) == m.group(2) and m.group(3) == m.group(4), d.text["filter-status"]
 
 
 def test_hostile_helo_shows_as_text(tmp_path):

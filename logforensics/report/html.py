@@ -257,7 +257,8 @@ def render_report(data: ReportData) -> str:
     chart_divs = "".join(f'<div class="chart" id="chart-{esc(c["id"])}" data-chart="{esc(c["id"])}"></div>'
                          for c in payload["charts"])
     notes = [f"Charts group findings by time steps of {payload['stepWords']}; the time filter works on "
-             "those steps for the charts and on exact times for the tables."]
+             "those steps for the charts and on exact times for the tables. Zooming a time chart sets the time "
+             "filter; double-clicking it shows the whole range again."]
     if data.findings.height > DETAIL_CAP:
         notes.append(f"The findings table holds the {DETAIL_CAP:,} most severe of {data.findings.height:,} "
                      "findings; the charts and the summary count them all. The full list is in the scan's "

@@ -166,11 +166,39 @@
       Plotly.newPlot(div, chart.figure.data || [], chart.figure.layout || {}, DATA.config);
     });
   }
+  var redrawing = false;
   function redraw(rows, incidentRows) {
+    redrawing = true;
+    try {
+      DATA.charts.forEach(function (chart) {
+        var div = document.getElementById("chart-" + chart.id);
+        var result = tracesFor(chart.spec, rows, incidentRows);
+        Plotly.react(div, result.traces, layoutFor(chart, result), DATA.config);
+      });
+    } finally { redrawing = false; }
+  }
+  /* Zooming a chart with a time axis sets the time filter (so every chart and table follows);
+     double-clicking it (autoscale) widens the filter to the whole range again. */
+  function plotlyTime(v) {
+    var m = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(String(v));
+    return m ? m[1] + "T" + (m[2] || "00") + ":" + (m[3] || "00") + ":" + (m[4] || "00") : null;
+  }
+  function onTimeZoom(ev, setRange) {
+    if (redrawing || !ev) { return; }
+    var a = ev["xaxis.range[0]"], b = ev["xaxis.range[1]"];
+    if (a === undefined && ev["xaxis.range"]) { a = ev["xaxis.range"][0]; b = ev["xaxis.range"][1]; }
+    if (a !== undefined && b !== undefined && plotlyTime(a) && plotlyTime(b)) {
+      setRange(plotlyTime(a), plotlyTime(b));
+    } else if (ev["xaxis.autorange"]) {
+      setRange(null, null);
+    }
+  }
+  function watchZoom(setRange) {
     DATA.charts.forEach(function (chart) {
+      var axis = (chart.figure.layout || {}).xaxis || {};
+      if (axis.type !== "date") { return; }
       var div = document.getElementById("chart-" + chart.id);
-      var result = tracesFor(chart.spec, rows, incidentRows);
-      Plotly.react(div, result.traces, layoutFor(chart, result), DATA.config);
+      div.on("plotly_relayout", function (ev) { onTimeZoom(ev, setRange); });
     });
   }
 
@@ -300,9 +328,12 @@
     status.textContent = "Charts: " + total + " of " + DATA.findingsTotal + " findings; table: " +
       findings.length + " of " + DATA.findings.length + " rows.";
   }
-  function reset() {
+  function resetTime() {
     fFrom.value = DATA.range ? inputValue(DATA.range[0] - (DATA.range[0] % 1000)) : "";
     fTo.value = DATA.range ? inputValue(DATA.range[1] - (DATA.range[1] % 1000)) : "";
+  }
+  function reset() {
+    resetTime();
     fSev.value = "0";
   }
 
@@ -326,6 +357,15 @@
   apply(true);
   if (presetFromHash()) { apply(false); }
   [fFrom, fTo, fSev].forEach(function (el) { el.addEventListener("change", function () { apply(false); }); });
+  watchZoom(function (from, to) {
+    if (from === null) {
+      resetTime();
+    } else {
+      fFrom.value = from;
+      fTo.value = to;
+    }
+    apply(false);
+  });
   document.getElementById("f-reset").addEventListener("click", function () { reset(); apply(false); });
 
   /* Print everything that matches the filters, not just one page. */
