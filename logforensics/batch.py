@@ -82,7 +82,7 @@ SMALL_RUN_BYTES = 4 << 20
 #: Columns detection needs (``text`` and a few others stay on disk).
 DETECT_COLUMNS = [c for c in EVENT_SCHEMA if c not in ("text", "size", "transport", "verb")]
 #: Rows and columns site inference needs from the whole archive.
-INFER_COLUMNS = ["format", "event", "direction", "reply", "reply_text", "event_id", "recipient", "ts",
+INFER_COLUMNS = ["server", "format", "event", "direction", "reply", "reply_text", "event_id", "recipient", "ts",
                  "session", "relay_host", "helo", "status"]
 
 
@@ -609,11 +609,11 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
         findings, incidents = group_incidents(empty_findings())
         return Detection(site, findings, incidents), []
     if site_is_complete(site):  # nothing to infer: skip reading the dataset for it
-        effective, shift = site, 0
+        effective, shifts = site, {}
     else:
         infer_rows = lazy.filter(pl.col("event").is_in(["rcpt", "tracking", "helo", "connect", "deliver"])
                                  | (pl.col("reply") == 235)).select(INFER_COLUMNS).collect()
-        effective, shift = infer_profile(infer_rows, site)
+        effective, shifts = infer_profile(infer_rows, site)
         del infer_rows
     all_servers = [None if s is None else s for s in
                    lazy.select(pl.col("server").unique()).collect()["server"].to_list()]
@@ -636,7 +636,8 @@ def _detect(out: Path, site: SiteProfile, inputs: dict[str, dict], affected: set
     windows = detection_windows(out, servers, window_days) if servers else []
     progress.note(f"detecting on {len(servers)} server(s) in {len(windows)} window(s)")
     # Biggest first is not known in advance; windows of one server are of similar size.
-    tasks = [(str(out), server, effective, shift, sha, start, end, stored) for server, start, end in windows]
+    tasks = [(str(out), server, effective, shifts.get(server, 0), sha, start, end, stored)
+             for server, start, end in windows]
     if cluster is not None and tasks:  # workers need an absolute path to the shared dataset
         results = cluster.map(detect_window, [(str(out.resolve()), *t[1:]) for t in tasks])  # type: ignore[attr-defined]
     else:

@@ -139,6 +139,7 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
         report.warnings.append(f"{source.path}: {what}; skipped")
         return empty_events(), report, lines
     server = server_from_path(source.path) or (site.server_names[0] if site.server_names else None)
+    site = site.for_server(server)  # its [servers.NAME] table: time zone, date order...
     hint = year_hint or YearHint.from_mtime(source.mtime)
     result = READERS[fmt]().read(lines, ReadContext(source.path, site, server, hint))
     report.first_month = result.first_month

@@ -30,7 +30,7 @@ def table(result: ScanResult) -> str:
     if inferred:
         lines.append("Inferred site facts (no profile value given):")
         for key, why in inferred.items():
-            lines.append(f"  {key} = {getattr(result.site, key)!r}: {why}")
+            lines.append(f"  {key} = {result.site.inferred_value(key)!r}: {why}")
         lines.append("")
     if result.incidents.is_empty():
         lines.append("No findings.")

@@ -165,6 +165,21 @@ class SiteProfile:
         """A copy with ``key`` set to ``value`` and marked as inferred (with the reason)."""
         return replace(self, **{key: value}, inferred={**self.inferred, key: reason})
 
+    def with_server_inferred(self, server: str, key: str, value: Any, reason: str) -> SiteProfile:
+        """A copy with ``key`` set to ``value`` in ``server``'s ``[servers.NAME]`` table, marked as
+        inferred for that server (``inferred["servers.NAME.key"]``)."""
+        name = server.lower()
+        table = {**self.servers.get(name, {}), key: value}
+        return replace(self, servers={**self.servers, name: table},
+                       inferred={**self.inferred, f"servers.{name}.{key}": reason})
+
+    def inferred_value(self, key: str) -> Any:
+        """The value of an ``inferred`` key: a profile key, or ``servers.NAME.key``."""
+        if key.startswith("servers."):
+            name, _, sub = key[len("servers."):].rpartition(".")
+            return self.servers.get(name, {}).get(sub)
+        return getattr(self, key)
+
     def to_dict(self) -> dict[str, Any]:
         """The effective profile as plain data; ``inferred`` says which keys were not given."""
         out: dict[str, Any] = {}

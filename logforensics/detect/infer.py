@@ -49,8 +49,8 @@ def infer_time_offset(events: pl.DataFrame) -> tuple[int, int] | None:
 
 def infer_site(events: pl.DataFrame, site: SiteProfile) -> tuple[pl.DataFrame, SiteProfile]:
     """Fill in what ``site`` does not say; returns the (possibly time-shifted) events and profile."""
-    site, shift = infer_profile(events, site)
-    return shift_protocol_times(events, shift), site
+    site, shifts = infer_profile(events, site)
+    return shift_by_server(events, shifts), site
 
 
 def shift_protocol_times(events: pl.DataFrame, minutes: int) -> pl.DataFrame:
@@ -62,8 +62,70 @@ def shift_protocol_times(events: pl.DataFrame, minutes: int) -> pl.DataFrame:
         .then(pl.col("ts") + pl.duration(minutes=minutes)).otherwise(pl.col("ts")).alias("ts"))
 
 
-def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, int]:
-    """The profile with what the events reveal filled in, and the minutes to add to protocol-log times."""
+def shift_by_server(events: pl.DataFrame, shifts: dict[str | None, int]) -> pl.DataFrame:
+    """Each server's protocol-log times moved by its minutes in ``shifts`` (see :func:`infer_profile`)."""
+    shifts = {server: minutes for server, minutes in shifts.items() if minutes}
+    if not shifts:
+        return events
+    minutes = pl.lit(0, pl.Int64)
+    for server, m in shifts.items():
+        mine = pl.col("server").is_null() if server is None else pl.col("server") == server
+        minutes = pl.when(mine).then(pl.lit(m, pl.Int64)).otherwise(minutes)
+    return events.with_columns(
+        pl.when(pl.col("format").is_in(PROTOCOL_FORMATS))
+        .then(pl.col("ts") + pl.duration(minutes=minutes)).otherwise(pl.col("ts")).alias("ts"))
+
+
+#: The keys zero configuration may infer.
+INFERABLE = ("timezone", "server_names", "local_domains", "forward_all_to", "reroute_inbound", "relay_policy")
+
+
+def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, dict[str | None, int]]:
+    """The profile with what the events reveal filled in, and each server's minutes to add to its
+    protocol-log times.
+
+    Each server is inferred from its own events alone, starting from its own profile
+    (:meth:`SiteProfile.for_server`): one server's clock, domains or smart host are never lent to
+    another. A fact every server that revealed it agrees on (and the only server's facts) is set
+    for the site; a fact that differs between servers is set in each server's ``[servers.NAME]``
+    table, its reason under ``inferred["servers.NAME.key"]``.
+    """
+    if "server" in events.columns and events.height:
+        groups = sorted(events.partition_by("server", as_dict=True).items(),
+                        key=lambda kv: (kv[0][0] is None, kv[0][0] or ""))
+        parts = [(server, part) for (server,), part in groups]
+    else:
+        parts = [(None, events)]
+    found: dict[str | None, SiteProfile] = {}
+    shifts: dict[str | None, int] = {}
+    for server, part in parts:
+        base = site.for_server(server)
+        found[server], shifts[server] = infer_one(part, base)
+    for key in INFERABLE:
+        values = {server: (getattr(p, key), p.inferred[key]) for server, p in found.items()
+                  if key in p.inferred and key not in site.for_server(server).inferred}
+        if not values:
+            continue
+        distinct = {_hashable(v) for v, _ in values.values()}
+        if len(distinct) == 1 and (len(values) == len(found) or None not in values):
+            value, reason = next(iter(values.values()))
+            if len(values) > 1:
+                reason += f" (the same on each of {len(values)} servers)"
+            site = site.with_inferred(key, value, reason)
+            continue
+        for server, (value, reason) in values.items():
+            site = site.with_inferred(key, value, reason) if server is None else \
+                site.with_server_inferred(server, key, value, reason)
+    return site, shifts
+
+
+def _hashable(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def infer_one(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, int]:
+    """``site`` with what ``events`` (one server's) reveal filled in, and the minutes to add to their
+    protocol-log times."""
     shift = 0
     if site.timezone is None:
         found = infer_time_offset(events)

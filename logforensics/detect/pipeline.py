@@ -9,7 +9,7 @@ import polars as pl
 
 from logforensics.detect.findings import LineTexts, build_findings_by_server
 from logforensics.detect.incidents import group_incidents
-from logforensics.detect.infer import infer_profile, shift_protocol_times
+from logforensics.detect.infer import infer_profile, shift_by_server
 from logforensics.detect.rules import SEVERITIES, severity_rank
 from logforensics.site import SiteProfile
 
@@ -24,8 +24,8 @@ class Detection:
 def detect(events: pl.DataFrame, site: SiteProfile, sha256: dict[str, str], line_texts: LineTexts
            ) -> tuple[Detection, pl.DataFrame]:
     """All findings and incidents; also returns the events with inferred clock offsets applied."""
-    effective, shift = infer_profile(events, site)
-    events = shift_protocol_times(events, shift)
+    effective, shifts = infer_profile(events, site)
+    events = shift_by_server(events, shifts)
     findings = build_findings_by_server(events, effective, sha256, line_texts)
     findings, incidents = group_incidents(findings)
     return Detection(effective, findings, incidents), events

@@ -219,6 +219,10 @@ def _num(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else ("" if v is None else str(v))
 
 
+def _shown(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+
+
 def site_html(site: dict) -> str:
     inferred = site.get("inferred") or {}
     source = site.get("source")
@@ -226,12 +230,18 @@ def site_html(site: dict) -> str:
     for key, value in site.items():
         if key in ("inferred", "source"):
             continue
-        shown = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+        shown = _shown(value)
         if key in inferred:
             how, cls = f"inferred: {inferred[key]}", ' class="inferred"'
         else:
             how, cls = (f"profile {source} (or its default)" if source else "default (not inferred)"), ""
         rows.append(f"<tr{cls}><th>{esc(key)}</th><td>{esc(shown or '-')}</td><td>{esc(how)}</td></tr>")
+    for key, reason in inferred.items():  # facts inferred for one server (its [servers.NAME] table)
+        if key.startswith("servers."):
+            name, _, sub = key[len("servers."):].rpartition(".")
+            shown = _shown((site.get("servers") or {}).get(name, {}).get(sub))
+            rows.append(f'<tr class="inferred"><th>{esc(key)}</th><td>{esc(shown or "-")}</td>'
+                        f"<td>{esc(f'inferred: {reason}')}</td></tr>")
     intro = (f"Site profile file: <code>{esc(source)}</code>." if source
              else "No site profile was given; what the logs tell was inferred.")
     return (f"<p>{intro} Rows marked <span class=\"inferred-tag\">inferred</span> were not given but worked out "

@@ -1,0 +1,86 @@
+"""Each server is read and inferred with its own site facts: ``[servers.NAME]`` time zones and date
+orders apply when its logs are read, and zero configuration never lends one server's clock,
+domains or smart host to another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from logforensics.batch import batch
+from logforensics.scan import scan
+from logforensics.site import SiteProfile
+from tests.test_detect_cases import outbound, session, track
+
+DOMAINS = ("acme-widgets.com",)
+
+
+def write(root: Path, server: str, name: str, text: str) -> None:
+    p = root / server / "Exchsrvr" / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text.replace("\n", "\r\n"))
+
+
+def times(result) -> dict[tuple[str, str], str]:
+    return {(r["server"], r["recipient"]): r["time"].isoformat() for r in result.findings.iter_rows(named=True)}
+
+
+def test_server_tables_set_zone_and_date_order_when_reading(tmp_path):
+    write(tmp_path, "CHI01", "Imcdata/Log/L0000000.LOG",
+          session("bad.example", [("a@hotmail.com", "550 Relaying is prohibited")], stamp="7/12/00 9:30:00 AM"))
+    write(tmp_path, "LON01", "Imcdata/Log/L0000000.LOG",
+          session("bad.example", [("b@hotmail.com", "550 Relaying is prohibited")], stamp="12/07/00 09:30:00"))
+    site = SiteProfile(local_domains=DOMAINS, relay_policy="authenticated-only", servers={
+        "chi01": {"timezone": "America/Chicago"},
+        "lon01": {"timezone": "Europe/London", "ims_date_order": "DMY"}})
+    result = scan([tmp_path], site)
+    assert times(result) == {("CHI01", "a@hotmail.com"): "2000-07-12T14:30:00+00:00",   # CDT = UTC-5
+                             ("LON01", "b@hotmail.com"): "2000-07-12T08:30:00+00:00"}   # BST = UTC+1, 12 July
+    lon = [r for r in result.inputs if "LON01" in r.path]
+    assert lon and not any("no time zone known" in w for r in lon for w in r.warnings)
+
+
+def relay_case(root: Path, server: str, local: str, gmt: str, gmt_day: str, victim: str) -> None:
+    """An unauthenticated Q264330 relay logged at ``local`` (protocol log) and ``gmt`` (tracking)."""
+    rcpt = f'"IMCEA {victim}"@acme-widgets.com'
+    write(root, server, "Imcdata/Log/L0000000.LOG",
+          session("bad.example", [(rcpt, "250 OK - Recipient <x>")], stamp=local)
+          + outbound([victim], stamp=local))
+    msg = f"c=US;a= ;p=Acme;l={server}-000615045000Z-3"
+    write(root, server, f"Tracking.log/{gmt_day}.log",
+          track(msg, 1012, gmt, [rcpt]) + track(msg, 1011, gmt, [victim], partner="smtp.relay-isp.net"))
+
+
+def test_each_server_gets_its_own_inferred_clock(tmp_path):
+    relay_case(tmp_path, "CHI01", "6/14/00 11:50:00 PM", "2000.6.15 4:50:00", "20000615", "x@yahoo.com")
+    relay_case(tmp_path, "LON01", "6/14/00 11:50:00 PM", "2000.6.14 22:50:00", "20000614", "y@yahoo.com")
+    # A third server with a protocol log only: nothing tells its clock, so none is lent to it.
+    write(tmp_path, "NYC01", "Imcdata/Log/L0000000.LOG",
+          session("bad.example", [("z@hotmail.com", "550 Relaying is prohibited")], stamp="6/14/00 11:50:00 PM"))
+    site = SiteProfile(local_domains=DOMAINS, relay_policy="authenticated-only")
+    result = scan([tmp_path], site)
+    got = times(result)
+    assert got[("CHI01", '"IMCEA x@yahoo.com"@acme-widgets.com')] == "2000-06-15T04:50:00+00:00"
+    assert got[("LON01", '"IMCEA y@yahoo.com"@acme-widgets.com')] == "2000-06-14T22:50:00+00:00"
+    assert got[("NYC01", "z@hotmail.com")] == "2000-06-14T23:50:00+00:00"  # read as UTC, not shifted
+    assert {r["verdict"] for r in result.findings.iter_rows(named=True) if r["server"] != "NYC01"} == {"relayed"}
+    assert result.findings.height == 3  # each protocol RCPT lines up with its own 1012 record
+    eff = result.site
+    assert eff.timezone is None
+    assert eff.for_server("CHI01").timezone == "Etc/GMT+5"
+    assert eff.for_server("LON01").timezone == "Etc/GMT-1"
+    assert eff.for_server("NYC01").timezone is None
+    assert "servers.chi01.timezone" in eff.inferred and "servers.lon01.timezone" in eff.inferred
+    assert eff.inferred_value("servers.lon01.timezone") == "Etc/GMT-1"
+    # batch infers the same per-server facts and gives the same findings
+    done = batch([tmp_path], site, tmp_path.parent / f"{tmp_path.name}-out", jobs=1, show_progress=False)
+    assert done.detection.site == eff
+    assert times(done.detection) == got
+
+
+def test_facts_every_server_agrees_on_are_set_for_the_site(tmp_path):
+    relay_case(tmp_path, "CHI01", "6/14/00 11:50:00 PM", "2000.6.15 4:50:00", "20000615", "x@yahoo.com")
+    relay_case(tmp_path, "CHI02", "6/14/00 11:50:00 PM", "2000.6.15 4:50:00", "20000615", "y@yahoo.com")
+    result = scan([tmp_path], SiteProfile(local_domains=DOMAINS, relay_policy="authenticated-only"))
+    assert result.site.timezone == "Etc/GMT+5"
+    assert "2 servers" in result.site.inferred["timezone"]
+    assert not any(k.startswith("servers.") for k in result.site.inferred)
