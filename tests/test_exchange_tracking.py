@@ -69,7 +69,7 @@ def test_2003_event_model(tmp_path):
          "MSG1@EXCH02"),
         (7, "deliver", 1031, "smtp-transferred-out", "out", "sent", "smtp", "mx.example.net", None, None,
          "kim@example.net", "MSG1@EXCH02"),
-        (8, "received", 1027, "store-submit", "in", None, None, None, None, None, "jdoe@acme-widgets.com",
+        (8, "received", 1027, "store-submit", "local", None, None, None, None, None, "jdoe@acme-widgets.com",
          "MSG2@EXCH02"),
         (9, "deliver", 1028, "sd-local-delivery", "local", "sent", "store", None, None, None,
          "sales@acme-widgets.com", "MSG2@EXCH02"),

@@ -67,7 +67,11 @@ _PROTO_COLUMNS = ["source", "line", "ts", "format", "server", "session", "client
                   "auth_user", "status"]
 #: The event columns :func:`queue_recipients` reads from arrival lines.
 _ARRIVAL_COLUMNS = ["server", "ts", "source", "line", "format", "session", "client_host", "client_ip", "helo",
-                    "sender", "auth_user", "recipient"]
+                    "sender", "auth_user", "recipient", "direction"]
+#: An arrival submitted on the server itself, not by a network client: Postfix pickup, Exim without
+#: ``H=`` (``P=local``), Sendmail ``relay=user@localhost``, Exchange Store/STOREDRIVER/PICKUP
+#: submissions (the readers give such ``received`` rows direction ``local``).
+LOCAL_SUBMISSION = pl.col("direction") == "local"
 
 
 def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None) -> pl.DataFrame:
@@ -92,6 +96,7 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
         (pl.col("authenticated").fill_null(False) | pl.col("auth_user").is_not_null()).alias("authenticated"),
         pl.coalesce(pl.col("auth_user"), pl.col("session_auth_user")).alias("auth_user"),
         pl.lit("protocol").alias("origin"),
+        pl.lit(False).alias("local_submit"),
     )
 
     tracking = events.filter(pl.col("event_id").is_in(INBOUND_TRACKING_EVENTS)
@@ -107,6 +112,7 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
         )
         tracking = tracking.join(covered, on=["source", "line"], how="anti")
     tracking = tracking.with_columns(
+        pl.lit(False).alias("local_submit"),
         pl.lit(None, pl.Boolean).alias("authenticated"),
         pl.lit(None, pl.String).alias("auth_user"),
         pl.col("relay_host").alias("client_host"),
@@ -116,7 +122,7 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
     )
     cols = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
             "sender", "recipient", "reply", "reply_text", "reply_line", "raw_line", "record_line",
-            "authenticated", "auth_user", "origin", "status"]
+            "authenticated", "auth_user", "origin", "status", "local_submit"]
     frames = [proto.select([*cols, "linked"]),
               tracking.select(cols).with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))]
     frames = [f.with_columns(pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
@@ -269,7 +275,8 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         "sender": pl.String, "recipient": pl.String, "reply": pl.Int64, "reply_text": pl.String,
         "reply_line": pl.Int64,
         "raw_line": pl.Int64, "record_line": pl.Int64, "authenticated": pl.Boolean, "auth_user": pl.String,
-        "origin": pl.String, "status": pl.String, "linked": LINKED_TYPE, "delivered_out": pl.Boolean})
+        "origin": pl.String, "status": pl.String, "local_submit": pl.Boolean, "linked": LINKED_TYPE,
+        "delivered_out": pl.Boolean})
     if arrivals.is_empty():
         return empty
     by_msg = ["_server", "message"]
@@ -277,7 +284,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         routed, external = screen.kinds(
             deliveries.select(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient"))).to_series())
         listed_routed, listed_external = screen.kinds(arrivals["recipient"])
-        untrusted = screen.untrusted(arrivals["client_ip"])
+        untrusted = screen.untrusted(arrivals["client_ip"]) & ~arrivals.select(LOCAL_SUBMISSION.fill_null(False))[:, 0]
         may_raise = pl.concat([
             deliveries.select(by_msg).filter(routed),
             deliveries.select(by_msg).filter(external).join(arrivals.select(by_msg).filter(untrusted), on=by_msg,
@@ -293,7 +300,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         pl.col("line").alias("a_line"), pl.col("format").alias("a_format"), pl.col("session").alias("a_session"),
         pl.col("client_host").alias("a_client_host"), pl.col("client_ip").alias("a_client_ip"),
         pl.col("helo").alias("a_helo"), pl.col("sender").alias("a_sender"), pl.col("auth_user").alias("a_auth"),
-        _key(pl.col("recipient")).alias("_rkey"),
+        LOCAL_SUBMISSION.fill_null(False).alias("a_local"), _key(pl.col("recipient")).alias("_rkey"),
     ).unique(["_server", "message", "a_source", "a_line"], keep="first", maintain_order=True)
     queued = keyed("queued", ["ts", "sender", "source", "line", "server"]).sort("ts", "source", "line").select(
         "_server", "message", pl.col("ts").alias("q_ts"), pl.col("sender").alias("q_sender"),
@@ -332,6 +339,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
     per_rcpt = linked.select(
         "ts", "line", "a_source", "a_line", "offered", "a_ts", "a_format", "server", "a_session", "a_client_host",
         "a_client_ip", "a_helo", pl.coalesce(pl.col("a_sender"), pl.col("q_sender")).alias("sender"), "a_auth",
+        "a_local",
         sent_out.alias("sent_out"), "q_line", "q_source",
         pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2")).alias("deliveries"),
         pl.col("source").alias("d_source"),
@@ -343,6 +351,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         pl.col("a_helo").first().alias("helo"),
         pl.col("sender").first(ignore_nulls=True).alias("sender"),
         pl.col("a_auth").first().alias("auth_user"),
+        pl.col("a_local").first().alias("local_submit"),
         pl.col("sent_out").any().alias("delivered_out"),
         pl.col("q_line").first(ignore_nulls=True).alias("q_line"),
         pl.col("q_source").first(ignore_nulls=True).alias("q_source"),
@@ -359,7 +368,8 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         pl.lit(None, pl.Int64).alias("reply_line"),
         pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
         pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
-        pl.lit("queue").alias("origin"), pl.lit(None, pl.String).alias("status"), "linked", "delivered_out",
+        pl.lit("queue").alias("origin"), pl.lit(None, pl.String).alias("status"), "local_submit", "linked",
+        "delivered_out",
     )
 
     # Recipients listed on an arrival line that no delivery line mentions.
@@ -376,6 +386,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
             pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
             pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
             pl.lit("queue").alias("origin"), pl.lit(None, pl.String).alias("status"),
+            LOCAL_SUBMISSION.fill_null(False).alias("local_submit"),
             pl.concat_list(pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2")))
             .alias("linked"),
             pl.lit(False).alias("delivered_out"))], how="vertical_relaxed")
@@ -432,7 +443,7 @@ def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> p
     classes = screen.classes(rcpts["recipient"])
     rcpts = rcpts.join(classes, left_on="recipient", right_on="address", how="left")
     rcpts = rcpts.with_columns(
-        site.trusted_ip_mask(rcpts["client_ip"]).alias("trusted_ip"),
+        (site.trusted_ip_mask(rcpts["client_ip"]) | rcpts["local_submit"].fill_null(False)).alias("trusted_ip"),
         (pl.col("source") + pl.lit(":") + pl.col("line").cast(pl.String)).alias("rid"),
     )
     abuse = _mark_auth_abuse(rcpts, events)["auth_abuse"]
@@ -595,6 +606,8 @@ def _explanation(site: SiteProfile) -> pl.Expr:
         pl.when(pl.col("authenticated").fill_null(False))
         .then(pl.lit("after authenticating (235; weak evidence: a Guest-account fallback also gives 235, "
                      "KB Q251149)"))
+        .when(pl.col("local_submit").fill_null(False))
+        .then(pl.lit("as a local submission on the server itself (not from a network client)"))
         .when(pl.col("trusted")).then(pl.lit("from a trusted network"))
         .when(pl.col("authenticated").is_null()).then(pl.lit("(authentication unknown: tracking log only)"))
         .otherwise(pl.lit("without authenticating")))

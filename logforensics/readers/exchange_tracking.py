@@ -13,7 +13,7 @@ for 2000/2003, ``event_id``:
 ========================  =====================================================================
 1019 SMTP submit           ``received``, direction in: ``client_ip``, ``client_host``, ``sender``,
                            ``recipient``, ``size``, ``message`` = MSGID
-1027 Store submit          ``received``, direction in, no client
+1027 Store submit          ``received``, direction local (a mailbox user's submission), no client
 1031 (and 1011)            ``deliver``, direction out, status sent, transport smtp, ``relay_host``
                            = the Partner-Name when it names a host, else the Client-hostname /
                            client-ip of the row (the peer), else null **[field use unconfirmed]**
@@ -27,7 +27,7 @@ Most 10xx meanings are not confirmed by a readable Microsoft source (research no
 :data:`grammars.exchange_tracking.EVENTS_2003` for which are.
 
 2007+: RECEIVE -> ``received`` (client fields when the source is SMTP; STOREDRIVER is a mailbox
-submission, the 1027 analogue); SEND/SENDEXTERNAL from source SMTP -> ``deliver`` out (relay_host
+submission, the 1027 analogue: direction local, like PICKUP and the other non-SMTP sources); SEND/SENDEXTERNAL from source SMTP -> ``deliver`` out (relay_host
 = server-hostname, else server-ip; reply from recipient-status); DELIVER -> ``deliver`` local;
 FAIL -> ``deliver`` bounced, direction local (reply from recipient-status); anything else -> ``note``.
 ``message`` = internal-message-id; ``server`` = the file's own host (the server-hostname of its
@@ -227,8 +227,9 @@ class ExchangeTrackingReader:
             _strip_brackets(_null(pl.col("msgid"))).alias("message"),
             pl.when(received).then(pl.lit("received"))
             .when(out | local | bounced).then(pl.lit("deliver")).otherwise(pl.lit("note")).alias("event"),
-            pl.when(received).then(pl.lit("in")).when(out).then(pl.lit("out"))
-            .when(local | bounced).then(pl.lit("local")).otherwise(None).alias("direction"),
+            # A Store (MAPI) submission is a mailbox user's: submitted on the server, not from a client.
+            pl.when(received & smtp_in).then(pl.lit("in")).when(out).then(pl.lit("out"))
+            .when(received | local | bounced).then(pl.lit("local")).otherwise(None).alias("direction"),
             e.replace_strict(names, default=None, return_dtype=pl.String).fill_null(
                 pl.lit("event-") + e.cast(pl.String)).alias("verb"),
             pl.when(smtp_in).then(client_ip).otherwise(None).alias("client_ip"),
@@ -300,8 +301,9 @@ class ExchangeTrackingReader:
             pl.coalesce(pl.col("internal_message_id"), _strip_brackets(pl.col("message_id"))).alias("message"),
             pl.when(received).then(pl.lit("received"))
             .when(out | local | bounced).then(pl.lit("deliver")).otherwise(pl.lit("note")).alias("event"),
-            pl.when(received).then(pl.lit("in")).when(out).then(pl.lit("out"))
-            .when(local | bounced).then(pl.lit("local")).otherwise(None).alias("direction"),
+            # Only SMTP arrivals come from a client; STOREDRIVER (mailbox), PICKUP, AGENT... are local.
+            pl.when(received & smtp).then(pl.lit("in")).when(out).then(pl.lit("out"))
+            .when(received | local | bounced).then(pl.lit("local")).otherwise(None).alias("direction"),
             pl.col("event_id").alias("verb"),
             pl.lit(None, pl.Int64).alias("event_id"),
             pl.when(received & smtp).then(pl.col("client_ip")).otherwise(None).alias("client_ip"),
