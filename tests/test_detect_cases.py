@@ -192,12 +192,12 @@ def test_session_probes_by_distinct_values_equal_the_row_expression():
     from logforensics.detect.probes import probe_expr, session_probes
 
     rows = pl.DataFrame({
-        "session": ["a", "a", "b", "b", "c", "d", "d", "e"],
-        "helo": ["nmap.scanme.org", None, "X", None, "cygnus.mail-abuse.org", "mail.example", None, None],
+        "session": ["a", "a", "b", "b", "c", "d", "d", "e", "f", "f"],
+        "helo": ["nmap.scanme.org", None, "X", None, "cygnus.mail-abuse.org", "mail.example", None, None, "X", None],
         "sender": [None, "antispam@x.example", None, "sender@example.com", None, None,
-                   "CloseYourOpenRelay@aol.com", None],
-        "recipient": [None, None, None, "target@example.com", None, None, None, "relaytest%x@y"],
-    })
+                   "CloseYourOpenRelay@aol.com", None, None, "spam@bad.example"],
+        "recipient": [None, None, None, "target@example.com", None, None, None, "relaytest%x@y", None, "v@x.example"],
+    })  # f: EHLO X alone is no Metasploit fingerprint
     by_row = (rows.select("session", probe_expr().alias("probe")).drop_nulls()
               .group_by("session").agg(pl.col("probe").mode().sort().first()))
     assert session_probes(rows).sort("session").rows() == by_row.sort("session").rows() == [

@@ -198,3 +198,29 @@ def test_debian_duplicate_syslog_files_count_once_cite_both_and_do_not_depend_on
         {Path(e["path"]).name for e in f["evidence"]} == {"mail.log", "mail.info"} for f in refused.iter_rows(named=True))
     reversed_files = events.with_row_index("i").sort(["source", "i"], descending=[True, False]).drop("i")
     assert build_findings_by_server(reversed_files, site, {}, texts).equals(both)
+
+
+def test_reject_warning_and_warn_lines_are_no_recipient_of_their_own(tmp_path):
+    """``reject_warning``/``warn`` name a recipient the server did not refuse: the message's queue lines
+    tell its real fate, so they add no "attempted" finding of their own."""
+    from logforensics.scan import scan
+
+    log = tmp_path / "mx" / "var" / "log" / "mail.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        "Mar  1 10:00:00 mx postfix/smtpd[100]: connect from unknown[203.0.113.5]\n"
+        "Mar  1 10:00:01 mx postfix/smtpd[100]: NOQUEUE: reject_warning: RCPT from unknown[203.0.113.5]: 554 5.7.1 "
+        "<v@remote.example>: Relay access denied; from=<s@bad.example> to=<v@remote.example> proto=ESMTP helo=<x>\n"
+        "Mar  1 10:00:01 mx postfix/smtpd[100]: NOQUEUE: warn: RCPT from unknown[203.0.113.5]: watch this; "
+        "from=<s@bad.example> to=<w@remote.example> proto=ESMTP helo=<x>\n"
+        "Mar  1 10:00:01 mx postfix/smtpd[100]: 1A2B3C4D5E: client=unknown[203.0.113.5]\n"
+        "Mar  1 10:00:02 mx postfix/qmgr[102]: 1A2B3C4D5E: from=<s@bad.example>, size=700, nrcpt=2 (queue active)\n"
+        "Mar  1 10:00:03 mx postfix/smtp[103]: 1A2B3C4D5E: to=<v@remote.example>, relay=mx.remote.example"
+        "[198.51.100.9]:25, delay=1, delays=0.5/0/0.3/0.2, dsn=2.0.0, status=sent (250 ok)\n"
+        "Mar  1 10:00:03 mx postfix/smtp[103]: 1A2B3C4D5E: to=<w@remote.example>, relay=mx.remote.example"
+        "[198.51.100.9]:25, delay=1, delays=0.5/0/0.3/0.2, dsn=2.0.0, status=sent (250 ok)\n"
+        "Mar  1 10:00:04 mx postfix/smtpd[100]: disconnect from unknown[203.0.113.5]\n")
+    result = scan([tmp_path], SITE, year=2007)
+    assert sorted(result.findings.select("recipient", "verdict").rows()) == [
+        ("v@remote.example", "relayed"), ("w@remote.example", "relayed")]
+    assert result.findings["probe"].to_list() == [None, None]  # a one-letter HELO alone is no probe

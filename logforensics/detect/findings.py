@@ -61,6 +61,12 @@ def _rows(events: pl.DataFrame, keep: pl.Expr, columns: list[str]) -> pl.DataFra
     return events.lazy().filter(keep).select(columns).collect()
 
 
+#: Actions an MTA logs about a recipient it did not refuse (Postfix ``reject_warning``, ``warn``,
+#: ``discard``...): the client's RCPT went on to its real answer, which the message's queue lines (or
+#: the session) tell, so such a line is no RCPT of its own (it would read as cut off: "attempted").
+NOTED_ACTIONS = ("reject_warning", "warn", "discard", "hold", "redirect", "filter", "bcc", "prepend", "info",
+                 "milter-discard", "milter-hold")
+
 #: The event columns inbound protocol rows carry on.
 _PROTO_COLUMNS = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
                   "sender", "recipient", "reply", "reply_text", "reply_line", "raw_line", "record_line",
@@ -90,8 +96,9 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
         (pl.col("reply") == 235).any().alias("authenticated"),
         pl.col("auth_user").drop_nulls().first().alias("session_auth_user"),
     )
-    proto = _merge_duplicate_logs(_rows(events, (pl.col("event") == "rcpt") & (pl.col("direction") == "in"),
-                                        _PROTO_COLUMNS))
+    offered = ((pl.col("event") == "rcpt") & (pl.col("direction") == "in")
+               & ~(pl.col("reply").is_null() & pl.col("status").is_in(NOTED_ACTIONS).fill_null(False)))
+    proto = _merge_duplicate_logs(_rows(events, offered, _PROTO_COLUMNS))
     proto = proto.join(auth, on="session", how="left").with_columns(
         (pl.col("authenticated").fill_null(False) | pl.col("auth_user").is_not_null()).alias("authenticated"),
         pl.coalesce(pl.col("auth_user"), pl.col("session_auth_user")).alias("auth_user"),
