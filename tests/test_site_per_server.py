@@ -84,3 +84,18 @@ def test_facts_every_server_agrees_on_are_set_for_the_site(tmp_path):
     assert result.site.timezone == "Etc/GMT+5"
     assert "2 servers" in result.site.inferred["timezone"]
     assert not any(k.startswith("servers.") for k in result.site.inferred)
+
+
+def test_relay_policy_is_not_inferred_authenticated_only_when_unauthenticated_relaying_was_accepted(tmp_path):
+    refused = session("a.example", [("x@hotmail.com", "550 Relaying is prohibited")], stamp="6/14/00 10:00:00 PM")
+    authed = session("b.example", [("y@hotmail.com", "250 OK - Recipient <y>")], auth=True,
+                     stamp="6/14/00 10:05:00 PM")
+    write(tmp_path, "EXCH01", "Imcdata/Log/L0000000.LOG", refused + authed)
+    site = SiteProfile(local_domains=DOMAINS, timezone="UTC")
+    assert scan([tmp_path], site).site.relay_policy == "authenticated-only"
+    # The same server also accepted an outside recipient from an unauthenticated client: not that policy.
+    write(tmp_path, "EXCH01", "Imcdata/Log/L0000001.LOG",
+          session("c.example", [("z@hotmail.com", "250 OK - Recipient <z>")], stamp="6/14/00 10:10:00 PM"))
+    assert scan([tmp_path], site).site.relay_policy == "unknown"
+    out = tmp_path.parent / f"{tmp_path.name}-policy"
+    assert batch([tmp_path], site, out, jobs=1, show_progress=False).detection.site.relay_policy == "unknown"

@@ -214,16 +214,23 @@ def _relay_policy(events: pl.DataFrame, site: SiteProfile) -> tuple[str, str] | 
         return None
     auth_sessions = events.filter(pl.col("reply") == 235)["session"].drop_nulls().unique()
     loc = site.locality()
-    rcpt = rcpt.select(
+    trusted = site.trusted_ip_mask(rcpt["client_ip"]) if "client_ip" in rcpt.columns else \
+        pl.Series([False] * rcpt.height)
+    rcpt = rcpt.with_columns(trusted.alias("trusted")).select(
         pl.col("recipient").str.extract(r"@([A-Za-z0-9.\[\]-]+)$", 1).alias("d"),
-        pl.col("session").is_in(auth_sessions.implode()).fill_null(False).alias("auth"), "reply",
+        # A plain address (no quotes, %, !, second @ or route): what the relay check itself judges.
+        ~pl.col("recipient").fill_null("").str.contains(r'["%!:]|@.*@').alias("plain"),
+        pl.col("session").is_in(auth_sessions.implode()).fill_null(False).alias("auth"), "reply", "trusted",
     ).filter(pl.col("d").is_not_null() & pl.col("reply").is_not_null())
     local = {d: loc.is_local_domain(d) for d in rcpt["d"].unique().to_list()}
     rcpt = rcpt.filter(~pl.col("d").replace_strict(local, return_dtype=pl.Boolean))
     accepted_auth = rcpt.filter(pl.col("auth") & (pl.col("reply") == 250)).height
-    refused_unauth = rcpt.filter(~pl.col("auth") & (pl.col("reply") >= 500)
-                                 & ~pl.col("d").str.contains('"', literal=True)).height
-    if refused_unauth and accepted_auth:
+    unauth = ~pl.col("auth") & ~pl.col("trusted") & pl.col("plain")
+    refused_unauth = rcpt.filter(unauth & (pl.col("reply") >= 500)).height
+    # An unauthenticated client's plain external recipient accepted: the restriction did not hold
+    # (or there is none), so the logs do not show "authenticated-only".
+    accepted_unauth = rcpt.filter(unauth & (pl.col("reply") == 250)).height
+    if refused_unauth and accepted_auth and not accepted_unauth:
         return ("authenticated-only", f"{refused_unauth} external recipient(s) refused to unauthenticated "
                 f"clients, {accepted_auth} accepted after authentication")
     return None
