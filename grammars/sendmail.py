@@ -39,15 +39,16 @@ from __future__ import annotations
 import pyparsing as pp
 
 from grammars.common import regex_leaf
-from grammars.syslog import BSD_STAMP, ISO_STAMP
+from grammars.syslog import BSD_STAMP, ISO_STAMP, WIRE_PRI
 
 #: A syslog tag written by Sendmail (the whole tag; ``postfix/sendmail`` is Postfix's).
 TAG = r"(?:sendmail|sm-[A-Za-z0-9-]+)"
 
 #: FreeBSD ``syslogd -v`` puts ``<facility.level>`` between the stamp and the host; the reader drops
-#: it before the envelope grammar runs (``Jun 17 14:37:39 <mail.info> robin sm-mta[2794]: ...``).
+#: it before the envelope grammar runs (``Jun 17 14:37:39 <mail.info> robin sm-mta[2794]: ...``), keeping
+#: a wire priority before the stamp (``<22>Jun 17 ...``) for the envelope grammar.
 PRIORITY_PREFIX = (
-    r"(?P<stamp>(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)<[A-Za-z0-9]+\.[A-Za-z]+>[ \t]+"
+    r"(?P<stamp>(?:" + WIRE_PRI + r")?(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)<[A-Za-z0-9]+\.[A-Za-z]+>[ \t]+"
 )
 
 #: The queue id and the separator after it.

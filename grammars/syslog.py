@@ -2,7 +2,7 @@
 
 Layouts accepted (research note generic-smtp §1), each optional part in brackets::
 
-    [STAMP SP] [HOST SP] TAG[ "[" PID "]" ]: SP [ "[ID " N SP FACILITY.LEVEL "] " ] MESSAGE
+    [[ "<" PRI ">" ] STAMP SP] [HOST SP] TAG[ "[" PID "]" ]: SP [ "[ID " N SP FACILITY.LEVEL "] " ] MESSAGE
 
     STAMP = Mmm SP dd SP hh:mm:ss      RFC 3164 / rsyslog traditional; day space-, zero- or un-padded;
                                        no year, no zone
@@ -16,6 +16,10 @@ Layouts accepted (research note generic-smtp §1), each optional part in bracket
 * Solaris syslogd inserts ``[ID 801593 mail.info]`` after the tag.
 * ``last message repeated N times`` is a bare syslogd line with no tag.
 * FreeBSD's syslogd can log the priority after the stamp: ``Jun 17 14:37:39 <mail.info> robin sm-mta[..]``.
+* Collectors that store the line as received keep the wire priority ``<PRI>`` (RFC 3164 §4.1.1,
+  1-3 digits) right before the stamp: ``<22>Mar  6 12:00:00 host postfix/smtpd[1]: ...``. It is
+  accepted before a stamp only and not kept (the facility is ``PRI // 8``, mail = 2). An RFC 5424
+  line (``<PRI>1 TIMESTAMP ...``, :data:`RFC5424`) is another layout: ``1`` is no stamp.
 """
 
 from __future__ import annotations
@@ -38,12 +42,15 @@ ISO_STAMP = (
     r"(?P<iso_zone>Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
 
+#: The wire priority ``<PRI>`` some collectors keep before the stamp (RFC 3164 §4.1.1).
+WIRE_PRI = r"<[0-9]{1,3}>"
+
 #: A program tag: a name or path, then an optional ``[pid]``, then a colon.
 TAG = r"(?P<tag>[A-Za-z][A-Za-z0-9_./-]*)(?:\[(?P<pid>[0-9]+)\])?:"
 
 #: The whole envelope. The message is everything after the tag (and Solaris' message id).
 LINE = (
-    r"(?:(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)?"
+    r"(?:(?:" + WIRE_PRI + r")?(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)?"
     r"(?:<(?P<priority>[A-Za-z0-9]+\.[A-Za-z]+)>[ \t]+)?"
     r"(?:(?P<host>[^ \t\[\]]*[^ \t\[\]:])[ \t]+)?"
     + TAG
@@ -53,7 +60,7 @@ LINE = (
 
 #: syslogd's own line: ``last message repeated N times`` (also ``--- ... ---``).
 REPEATED = (
-    r"(?:(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)?(?:(?P<host>[^ \t]+)[ \t]+)?"
+    r"(?:(?:" + WIRE_PRI + r")?(?:" + BSD_STAMP + r"|" + ISO_STAMP + r")[ \t]+)?(?:(?P<host>[^ \t]+)[ \t]+)?"
     r"(?:--- )?last message repeated (?P<times>[0-9]+) times?(?: ---)?[ \t]*$"
 )
 

@@ -14,6 +14,10 @@ The line grammar is :mod:`grammars.exim`; its patterns run here over whole Polar
   syslog because Exim sent it once as main log and once as reject log is kept once (``raw_line``
   points at the twin). Other programs' lines count as ``not_mail``.
 * Times are local (site ``timezone``) unless Exim logged a ``+hhmm`` zone.
+* ``server`` of a syslog line is its host made canonical
+  (:func:`logforensics.readers.syslog.canonical_hosts`: ``exsys.initech.example`` next to ``exsys``
+  is ``exsys``); ``client_ip`` is the bare address (``[IPv6:2001:db8::1]`` -> ``2001:db8::1``,
+  ``[::ffff:10.1.2.3]`` -> ``10.1.2.3``, :func:`logforensics.readers.syslog.bare_ip`).
 
 Events (see ``schema.EVENTS``): ``<=`` received (one row per ``for`` recipient), ``=> -> >> *>``
 deliver (status sent / suppressed), ``**`` deliver bounced, ``==`` deliver deferred, ``rejected
@@ -33,7 +37,14 @@ from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
 from logforensics.readers.smtp_columns import ip_or_null
-from logforensics.readers.syslog import first_dated_month, last_dated_month, split_syslog, syslog_times
+from logforensics.readers.syslog import (
+    bare_ip,
+    canonical_hosts,
+    first_dated_month,
+    last_dated_month,
+    split_syslog,
+    syslog_times,
+)
 from logforensics.schema import UTC_DATETIME, conform
 from logforensics.timeconv import wall_clock_to_utc
 
@@ -136,6 +147,7 @@ class EximReader:
     def read(self, lines: pl.Series, ctx: ReadContext) -> ReadResult:
         zone = ctx.site.timezone or "UTC"
         frame = split_syslog(lines)
+        frame = frame.with_columns(canonical_hosts(frame["host"], ctx.server))
         total = frame.height
         warnings: list[str] = []
 
@@ -392,8 +404,9 @@ class EximReader:
             pl.col("host_helo"),
             pl.when((kind == "reject") & (reject_event == "helo"))
             .then(rest.str.extract(r"^ or HELO ([^ ]+)", 1)))
-        ip = pl.coalesce(pl.col("host_ip"), pl.when(kind == "failure").then(pl.col("error_host_ip")))
-        remote = ip_or_null(ip).is_not_null() & ~ip.str.contains(_LOOPBACK).fill_null(False)
+        ip = bare_ip(ip_or_null(pl.coalesce(pl.col("host_ip"),
+                                            pl.when(kind == "failure").then(pl.col("error_host_ip")))))
+        remote = ip.is_not_null() & ~ip.str.contains(_LOOPBACK).fill_null(False)
         direction = (
             pl.when(kind.is_in(["delivery", "failure"])).then(
                 pl.when((flag != "*>") & remote).then(pl.lit("out")).otherwise(pl.lit("local")))
@@ -441,7 +454,7 @@ class EximReader:
             reply.alias("reply"),
             reply_text.alias("reply_text"),
             pl.when(client).then(pl.when(host_name != "").then(host_name)).alias("client_host"),
-            pl.when(client).then(ip_or_null(pl.col("host_ip"))).alias("client_ip"),
+            pl.when(client).then(bare_ip(ip_or_null(pl.col("host_ip")))).alias("client_ip"),
             pl.when(client).then(pl.when(helo != "").then(helo)).alias("helo"),
             relay_host.alias("relay_host"),
             pl.coalesce(sender, mail_sender).alias("sender"),

@@ -17,6 +17,11 @@ Rows (see ``schema.EVENTS``):
 * ``AUTH=server`` -> ``auth`` ok; ``AUTH failure`` and ``possible SMTP attack: command=AUTH`` ->
   ``auth`` failed; everything else from Sendmail -> ``note``.
 
+``client_ip`` is the bare address (:func:`logforensics.readers.syslog.bare_ip`): ``relay=name
+[IPv6:fd00:1::15]`` gives ``fd00:1::15``, an IPv4-mapped ``IPv6:::ffff:10.1.2.3`` gives ``10.1.2.3``.
+``server`` is the envelope host made canonical (:func:`logforensics.readers.syslog.canonical_hosts`:
+``smhub.initech.example`` next to ``smhub`` is ``smhub``).
+
 Sendmail forks one process per SMTP connection, so ``(host, pid)`` is the session
 (``session = source#host#pid``). ``AUTH=server`` carries no queue id: its ``authid`` goes to the
 later ``from=`` rows of the same session and client. Refused recipients get the sender of the
@@ -35,7 +40,14 @@ from grammars import sendmail as grammar
 from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
-from logforensics.readers.syslog import first_dated_month, last_dated_month, split_syslog, syslog_times
+from logforensics.readers.syslog import (
+    bare_ip,
+    canonical_hosts,
+    first_dated_month,
+    last_dated_month,
+    split_syslog,
+    syslog_times,
+)
 from logforensics.schema import EVENT_SCHEMA, conform
 
 #: Mailers that hand the message to another host over SMTP.
@@ -137,6 +149,7 @@ class SendmailReader:
         lines = lines.cast(pl.String).alias("raw")
         cleaned = lines.str.replace(anchored(grammar.PRIORITY_PREFIX), "${stamp}")
         frame = split_syslog(cleaned).with_columns(lines.alias("raw"))
+        frame = frame.with_columns(canonical_hosts(frame["host"], ctx.server))
         ts, time_warning = syslog_times(frame, zone, ctx.year_hint)
         frame = frame.with_columns(ts.alias("ts"))
         warnings: list[str] = []
@@ -241,6 +254,7 @@ class SendmailReader:
         if not frames:
             return conform(pl.DataFrame(schema=EVENT_SCHEMA))
         events = pl.concat([conform(f) for f in frames], how="vertical").sort("line", maintain_order=True)
+        events = events.with_columns(bare_ip(pl.col("client_ip")).alias("client_ip"))
         events = self._attach_auth(events)
         events = self._attach_sender(events)
         return conform(events)
@@ -271,9 +285,9 @@ class SendmailReader:
         item = grammar.ADDRESS
         mailer = pl.col("to.mailer").str.to_lowercase()
         name = pl.col("to.relay_name")
-        ip = pl.coalesce(pl.col("to.relay_ip"),
-                         pl.when(name.str.starts_with("[")).then(name.str.strip_chars("[]")))
-        loopback = (ip.str.starts_with("127.") | ip.str.to_lowercase().is_in(["::1", "ipv6:::1"])
+        ip = bare_ip(pl.coalesce(pl.col("to.relay_ip"),
+                                 pl.when(name.str.starts_with("[")).then(name.str.strip_chars("[]"))))
+        loopback = (ip.str.starts_with("127.") | (ip == "::1")
                     | name.str.to_lowercase().str.starts_with("localhost")).fill_null(False)
         stat = pl.col("to.stat")
         word = stat.str.extract(r"^([A-Za-z]+)", 1).str.to_lowercase()

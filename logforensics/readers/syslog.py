@@ -13,10 +13,27 @@ Year inference (RFC 3164 stamps carry no year), in order of authority:
    or, for the newest file, than the file's modification time.
 
 Inside a file, a month that falls back by more than six months (Dec -> Jan) starts the next year.
+
+Server names (:func:`canonical_hosts`). The syslog HOSTNAME may be short or fully qualified, and one
+machine's lines can carry both (rsyslog's RFC 3339 template writes the FQDN where the traditional
+one wrote the short name). A host that is a fully qualified name (it holds a dot and is no IP
+address) whose first label equals, ignoring case, a short host name (no dot) seen in the same file,
+or else the server name the path gives (``ReadContext.server``), is that short name, spelled as the
+file (else the path) spells it: ``pfx4.initech.example`` next to ``pfx4`` is ``pfx4``. Other hosts
+stay as logged. The Sendmail and Exim readers apply it to the envelope's ``host`` before it becomes
+``server`` and keys sessions, so queue ids join across both spellings.
+
+Client addresses (:func:`bare_ip`): Sendmail writes IPv6 clients as ``[IPv6:fd00:1::15]``; the
+``IPv6:`` tag is dropped, and an IPv4-mapped IPv6 address (``::ffff:10.1.2.3``) is given as the IPv4
+address it maps (``10.1.2.3``), so ``trusted_networks`` and incidents see one address per client.
+
+Bare daemon tags (:func:`adopt_bare_tags`): some syslog setups log Postfix's daemons without the
+``postfix/`` part of the tag (``smtpd[128]: connect from ...``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -137,6 +154,82 @@ def split_syslog(lines: pl.Series) -> pl.DataFrame:
     table = pl.DataFrame({"tag": tags, "program": parts.list.last(), "instance": parts.list.first()})
     return frame.with_columns(pl.col("pid").cast(pl.Int64, strict=False)).join(
         table, on="tag", how="left", maintain_order="left")
+
+
+#: An IP address written as a host name (IPv4 dotted, or any text with a colon).
+_IP_TEXT = re.compile(r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|.*:.*)$")
+
+
+def canonical_hosts(host: pl.Series, server: str | None = None) -> pl.Series:
+    """The envelope's ``host`` column with each machine under one name (module docstring, "Server
+    names"): a fully qualified host whose first label is a short host name of the same file, or
+    else ``server`` (the name the path gives), becomes that short name. Nulls stay null.
+
+    The rule runs over the distinct hosts (a file has few), and the column is rewritten only when
+    some host changes.
+    """
+    distinct = [h for h in host.unique().drop_nulls().to_list() if h]
+    shorts: dict[str, str] = {}
+    for name in sorted(h for h in distinct if "." not in h and not _IP_TEXT.match(h)):
+        shorts.setdefault(name.lower(), name)
+    if server and "." not in server and not _IP_TEXT.match(server):
+        shorts.setdefault(server.lower(), server)
+    mapping = {}
+    for name in distinct:
+        if "." not in name or _IP_TEXT.match(name):
+            continue
+        target = shorts.get(name.split(".", 1)[0].lower())
+        if target is not None:
+            mapping[name] = target
+    if not mapping:
+        return host
+    return host.replace(mapping)
+
+
+#: An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``, ``0:0:0:0:0:ffff:a.b.c.d``): group 1 is the IPv4.
+_MAPPED_V4 = r"(?i)^(?:(?:0{1,4}:){5}|::(?:0{1,4}:)?)ffff:([0-9]{1,3}(?:\.[0-9]{1,3}){3})$"
+
+
+def bare_ip(ip: pl.Expr) -> pl.Expr:
+    """A client address as the bare address: ``IPv6:fd00:1::15`` -> ``fd00:1::15`` (Sendmail's tag
+    for IPv6, any case), ``::ffff:10.1.2.3`` (also after ``IPv6:``) -> ``10.1.2.3``; other text as it
+    is (surrounding blanks dropped), null stays null."""
+    return ip.str.strip_chars().str.replace(r"^(?i:ipv6:)", "").str.replace(_MAPPED_V4, "$1")
+
+
+#: Postfix daemon names (research note §2.1) that are read as Postfix when logged without the
+#: ``postfix/`` part of the tag. ``sendmail`` (Sendmail's own tag) and ``master`` are not among them.
+POSTFIX_DAEMONS = ("smtpd", "smtp", "lmtp", "qmgr", "oqmgr", "cleanup", "pickup", "local", "virtual",
+                   "pipe", "bounce", "defer", "trace", "error", "discard", "postscreen", "dnsblog",
+                   "tlsproxy", "anvil", "scache", "verify", "trivial-rewrite", "tlsmgr", "proxymap",
+                   "postdrop", "showq", "flush")
+
+
+def adopt_bare_tags(frame: pl.DataFrame, source: str, family: str = "postfix",
+                    daemons: tuple[str, ...] = POSTFIX_DAEMONS) -> tuple[pl.DataFrame, str | None]:
+    """Lines of :func:`split_syslog` whose whole tag is one of ``daemons`` (``smtpd[128]:`` where
+    Postfix writes ``postfix/smtpd[128]:``), and a warning about them (file, count, first line).
+
+    When the file also has lines of ``family`` (a tag whose first part starts with it, as the
+    sniffer saw), these lines become the family's: their ``instance`` is ``family`` (``program``
+    stays the daemon). Otherwise they are left alone, and the warning says they were not read.
+    Without such lines the frame is returned as it is, with no warning.
+    """
+    bare = frame["tag"].is_in(list(daemons)).fill_null(False)
+    count = int(bare.sum())
+    if not count:
+        return frame, None
+    first = frame.filter(bare)["line"][0]
+    names = ", ".join(sorted(set(frame.filter(bare)["tag"].to_list())))
+    own = frame["instance"].str.starts_with(family).fill_null(False).any()
+    what = (f"read as {family.capitalize()} lines" if own
+            else f"not read: no {family}/ line in the file says they are {family.capitalize()}'s")
+    warning = (f"{source}: {count} lines tagged with a bare daemon name ({names}) without '{family}/'; "
+               f"{what} (first: line {first})")
+    if not own:
+        return frame, warning
+    return frame.with_columns(pl.when(bare).then(pl.lit(family)).otherwise(pl.col("instance"))
+                              .alias("instance")), warning
 
 
 def _anchor_year(month: pl.Series, k: pl.Series, hint: YearHint | None, iso_year: pl.Series
