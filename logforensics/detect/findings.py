@@ -24,7 +24,7 @@ import polars as pl
 from logforensics.classify import classify_addresses
 from logforensics.detect import rules as rule_registry
 from logforensics.detect.probes import probe_by_values, session_probes
-from logforensics.site import SiteProfile
+from logforensics.site import Locality, SiteProfile
 
 OUTBOUND_TRACKING_EVENTS = (1014, 1010, 1011, 1002, 1003)
 INBOUND_TRACKING_EVENTS = (1012,)
@@ -80,14 +80,15 @@ _ARRIVAL_COLUMNS = ["server", "ts", "source", "line", "format", "session", "clie
 LOCAL_SUBMISSION = pl.col("direction") == "local"
 
 
-def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None) -> pl.DataFrame:
+def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None,
+                       resolve: Callable[[pl.Series], pl.DataFrame] | None = None) -> pl.DataFrame:
     """Every recipient offered to the server from outside.
 
     Three origins: protocol-log and reject-line ``rcpt`` rows (``protocol``), tracking 1012 records
     no protocol RCPT covers (``tracking``), and MTA queue deliveries linked to the client that
     submitted the message (``queue``, see :func:`queue_recipients`). Queue rows carry their own
     outbound evidence (``linked``); the others are matched against outbound evidence later.
-    ``screen``: passed on to :func:`queue_recipients`.
+    ``screen``, ``resolve``: passed on to :func:`queue_recipients`.
     """
     # Sessions with neither a 235 reply nor an account name join as null: not authenticated, no account.
     auth = _rows(events, pl.col("session").is_not_null() & (pl.col("direction") == "in")
@@ -133,8 +134,48 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
     frames = [proto.select([*cols, "linked"]),
               tracking.select(cols).with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))]
     frames = [f.with_columns(pl.lit(None, pl.Boolean).alias("delivered_out")) for f in frames]
-    return pl.concat([*frames, queue_recipients(events, screen).select([*cols, "linked", "delivered_out"])],
-                     how="vertical_relaxed")
+    queue = queue_recipients(events, screen, resolve).select([*cols, "linked", "delivered_out"])
+    frames[0], queue = _join_protocol_and_queue(frames[0], queue)
+    return pl.concat([*frames, queue], how="vertical_relaxed")
+
+
+def _join_protocol_and_queue(proto: pl.DataFrame, queue: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row for a recipient that a protocol log and the queue (tracking) lines both show: an
+    accepted protocol RCPT and a queue recipient of the same server and address, within
+    ``COVER_WINDOW`` and from the same client address when both name one (IIS SMTP log and Exchange
+    2003 tracking of one server; Exchange 2007+ Receive log and tracking). The protocol row (exact
+    session, authentication) stays, takes the queue row's lines and outbound proof (``origin``
+    ``queue``), and the queue row goes. Each row is paired at most once, nearest in time first."""
+    if proto.is_empty() or queue.is_empty():
+        return proto, queue
+    p = proto.with_row_index("_p").filter(pl.col("reply").is_between(250, 252)).select(
+        "_p", "server", "ts", "client_ip", _key(pl.col("recipient")).alias("k"))
+    q = queue.with_row_index("_q").select(
+        "_q", pl.col("server").alias("q_server"), pl.col("ts").alias("q_ts"), pl.col("client_ip").alias("q_ip"),
+        _key(pl.col("recipient")).alias("k"))
+    pairs = (p.join(q, on="k")
+             .filter(pl.col("server").eq_missing(pl.col("q_server"))
+                     & ((pl.col("ts") - pl.col("q_ts")).abs() <= COVER_WINDOW)
+                     & (pl.col("client_ip").is_null() | pl.col("q_ip").is_null()
+                        | (pl.col("client_ip") == pl.col("q_ip"))))
+             .sort((pl.col("ts") - pl.col("q_ts")).abs(), "_p", "_q")
+             .unique("_q", keep="first", maintain_order=True).unique("_p", keep="first", maintain_order=True)
+             .select("_p", "_q"))
+    if pairs.is_empty():
+        return proto, queue
+    taken = pairs.join(queue.with_row_index("_q").select(
+        "_q", pl.col("linked").alias("q_linked"), pl.col("delivered_out").alias("q_out")), on="_q").drop("_q")
+    proto = (proto.with_row_index("_p").join(taken, on="_p", how="left", maintain_order="left")
+             .with_columns(
+                 pl.when(pl.col("q_out").is_not_null()).then(pl.lit("queue")).otherwise(pl.col("origin"))
+                 .alias("origin"),
+                 pl.when(pl.col("q_out").is_not_null())
+                 .then(pl.concat_list(pl.col("linked").fill_null(pl.lit([], LINKED_TYPE)), pl.col("q_linked")))
+                 .otherwise(pl.col("linked")).alias("linked"),
+                 pl.coalesce(pl.col("q_out"), pl.col("delivered_out")).alias("delivered_out"))
+             .drop("_p", "q_linked", "q_out"))
+    queue = queue.with_row_index("_q").join(pairs, on="_q", how="anti").drop("_q")
+    return proto, queue
 
 
 #: Failed logins this long before an authenticated relay make the account suspect.
@@ -254,7 +295,8 @@ class RecipientScreen:
         return ~self.site.trusted_ip_mask(client_ips)
 
 
-def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None) -> pl.DataFrame:
+def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None,
+                     resolve: Callable[[pl.Series], pl.DataFrame] | None = None) -> pl.DataFrame:
     """Recipients of messages clients handed to an MTA, from its delivery lines (Postfix, Sendmail, Exim,
     Exchange 2000+ tracking).
 
@@ -263,6 +305,14 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
     for the sender. One row per (arrival, recipient as offered): the offered form is
     ``orig_recipient`` when logged. ``delivered_out`` is true when some attempt was ``sent`` to
     another host. Recipients listed on an arrival with no delivery line are kept too (accepted).
+
+    When a message's arrival lines list its recipients (Exchange tracking, Exim ``for ...``), a
+    delivery stands for the listed recipient it names, or else for the listed recipient whose effective
+    recipient it is (an IMCEASMTP or percent-hack address delivered decoded); a delivery to an
+    address the client never offered is the server's own expansion or forwarding (a distribution
+    list, a redirect), not a recipient of the client's, and is left out. ``resolve`` classifies
+    addresses (``address, effective_recipient...``; default: :func:`classify_addresses` without
+    site knowledge).
 
     With a ``screen``, only the messages (server, queue id) that may raise a finding are linked: some
     recipient, delivered or listed, is routed, or is external with an arrival from an untrusted client.
@@ -341,6 +391,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         linked = linked.with_columns(pl.lit(None, pl.String).alias("q_sender"),
                                      pl.lit(None, pl.Int64).alias("q_line"), pl.lit(None, pl.String).alias("q_source"))
     linked = linked.with_columns(pl.coalesce(pl.col("orig_recipient"), pl.col("recipient")).alias("offered"))
+    linked = _as_listed(linked, arrivals, resolve)
     sent_out = (pl.col("direction") == "out") & (pl.col("status") == "sent")
     # Row values are computed on whole columns first, so that the groups only take firsts and lists.
     per_rcpt = linked.select(
@@ -400,6 +451,40 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
     return pl.concat([empty, queue], how="vertical_relaxed")
 
 
+def _as_listed(linked: pl.DataFrame, arrivals: pl.DataFrame,
+               resolve: Callable[[pl.Series], pl.DataFrame] | None) -> pl.DataFrame:
+    """Deliveries of messages whose arrivals list recipients, as the listed recipient each stands for
+    (``offered``); deliveries to addresses never listed are dropped (see :func:`queue_recipients`).
+    The list is the one logged with the arrival each delivery is linked to (the rows of that time in
+    that file)."""
+    lists = (arrivals.filter(pl.col("recipient").is_not_null())
+             .select("_server", "message", pl.col("ts").alias("a_ts"), pl.col("source").alias("a_source"),
+                     pl.col("recipient").alias("listed"), _key(pl.col("recipient")).alias("lkey"))
+             .unique(["_server", "message", "a_ts", "a_source", "lkey"], keep="first", maintain_order=True))
+    if lists.is_empty() or linked.is_empty():
+        return linked
+    # The very arrival the delivery is linked to: its file's rows of its time (ids are reused).
+    by_msg = ["_server", "message", "a_ts", "a_source"]
+    classes = (resolve or (lambda a: classify_addresses(a, Locality())))(lists["listed"].unique())
+    lists = lists.join(classes.select(pl.col("address").alias("listed"),
+                                      _key(pl.col("effective_recipient")).alias("ekey")),
+                       on="listed", how="left", maintain_order="left")
+    linked = linked.with_columns(_key(pl.col("offered")).alias("_okey"))
+    has_list = lists.select(*by_msg).unique().with_columns(pl.lit(True).alias("_has_list"))
+    direct = lists.select(*by_msg, pl.col("lkey").alias("_okey")).with_columns(pl.lit(True).alias("_direct"))
+    decoded = (lists.filter(pl.col("ekey").is_not_null() & (pl.col("ekey") != pl.col("lkey")))
+               .unique([*by_msg, "ekey"], keep="first", maintain_order=True)
+               .select(*by_msg, pl.col("ekey").alias("_okey"), pl.col("listed").alias("_listed")))
+    linked = (linked.join(has_list, on=by_msg, how="left", maintain_order="left")
+              .join(direct, on=[*by_msg, "_okey"], how="left", maintain_order="left")
+              .join(decoded, on=[*by_msg, "_okey"], how="left", maintain_order="left"))
+    listed_elsewhere = pl.col("_has_list").fill_null(False) & ~pl.col("_direct").fill_null(False)
+    return (linked.filter(~listed_elsewhere | pl.col("_listed").is_not_null())
+            .with_columns(pl.when(listed_elsewhere).then(pl.col("_listed")).otherwise(pl.col("offered"))
+                          .alias("offered"))
+            .drop("_okey", "_has_list", "_direct", "_listed"))
+
+
 def outbound_evidence(events: pl.DataFrame) -> pl.DataFrame:
     """Rows proving that mail left the server: (k, ts, server, sender_k, source, line, line2)."""
     tracking = events.filter((pl.col("event") == "tracking")
@@ -444,7 +529,7 @@ def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> p
     probe tagging. Every step after each cut depends only on the row and the other rows of its message
     or line, so the rows kept come out the same."""
     screen = RecipientScreen(site)
-    rcpts = inbound_recipients(events, screen if raising_only else None)
+    rcpts = inbound_recipients(events, screen if raising_only else None, screen.classes)
     if rcpts.is_empty():
         return rcpts
     classes = screen.classes(rcpts["recipient"])
