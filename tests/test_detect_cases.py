@@ -202,3 +202,33 @@ def test_session_probes_by_distinct_values_equal_the_row_expression():
               .group_by("session").agg(pl.col("probe").mode().sort().first()))
     assert session_probes(rows).sort("session").rows() == by_row.sort("session").rows() == [
         ("a", "nmap"), ("b", "metasploit"), ("c", "maps"), ("d", "aol"), ("e", "nmap")]
+
+
+def test_queued_or_rescheduled_is_not_relayed(tmp_path):
+    """Tracking 1014/1010 (rerouted, queued outbound) and an outbound session whose DATA ended in the
+    IMS's own 499 "Rescheduling delivery for later" do not show the mail left: accepted, cited."""
+    rcpt = '"IMCEA q@juno.com"@acme-widgets.com'
+    write(tmp_path, "Imcdata/Log/L0000000.LOG", session("bad.example", [(rcpt, "250 OK - Recipient <x>")])
+          + "\n".join(["6/14/00 11:50:30 PM : A connection to smtp.relay-isp.net was established.",
+                       "6/14/00 11:50:30 PM : >>> EHLO mail.acme-widgets.com", "6/14/00 11:50:30 PM : <<< 250 hi",
+                       "6/14/00 11:50:30 PM : >>> MAIL FROM:<spam@bad.example>", "6/14/00 11:50:30 PM : <<< 250 ok",
+                       "6/14/00 11:50:31 PM : >>> RCPT TO:<q@juno.com>", "6/14/00 11:50:31 PM : <<< 250 ok",
+                       "6/14/00 11:50:31 PM : >>> DATA", "6/14/00 11:50:31 PM : <<< 354 go ahead",
+                       "6/14/00 11:50:32 PM : 499 No routing hosts are reachable for juno.com. Message",
+                       'subject: ""Free"". Rescheduling delivery for later.', ""]))
+    msg = "c=US;a= ;p=Acme;l=EXCH01-000615045000Z-3"
+    write(tmp_path, "Tracking.log/20000615.log",
+          track(msg, 1012, "2000.6.15 4:50:00", [rcpt])
+          + track(msg, 1014, "2000.6.15 4:50:01", ["q@juno.com"])
+          + track(msg, 1010, "2000.6.15 4:50:01", ["q@juno.com"], partner="smtp.relay-isp.net"))
+    result = scan([tmp_path], SITE)
+    assert verdicts(result) == {rcpt: ("imcea-quoted", "accepted", "high")}
+    f = result.findings.row(0, named=True)
+    assert "queued it for delivery out" in f["explanation"]
+    assert len(f["evidence"]) > 2  # the outbound session and the 1014/1010 records are still cited
+    # The transfer out (1011) proves it.
+    write(tmp_path, "Tracking.log/20000615.log",
+          track(msg, 1012, "2000.6.15 4:50:00", [rcpt])
+          + track(msg, 1010, "2000.6.15 4:50:01", ["q@juno.com"], partner="smtp.relay-isp.net")
+          + track(msg, 1011, "2000.6.15 5:20:00", ["q@juno.com"], partner="smtp.relay-isp.net"))
+    assert verdicts(scan([tmp_path], SITE)) == {rcpt: ("imcea-quoted", "relayed", "critical")}

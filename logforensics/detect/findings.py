@@ -4,7 +4,7 @@ Inbound recipients are protocol-log and reject-line ``RCPT`` rows, tracking-log 
 inbound" records (1012) that no protocol-log RCPT covers, and MTA deliveries linked by queue id to
 the client that submitted the message. Each is classified by relay form, checked for
 authentication and trust, and matched against outbound evidence: for MTA logs, a delivery ``sent``
-to another host for the same queue id; otherwise tracking events 1014/1010/1011 (or 1002/1003)
+to another host for the same queue id; otherwise tracking events 1011 (or 1002/1003; 1014/1010 are cited only)
 or an outbound SMTP session whose RCPT the remote accepted, for the same effective recipient (and
 sender, when both are SMTP addresses), from 5 minutes before to 48 hours after it was offered.
 Never ``relayed`` without that evidence.
@@ -27,6 +27,8 @@ from logforensics.detect.probes import probe_by_values, session_probes
 from logforensics.site import Locality, SiteProfile
 
 OUTBOUND_TRACKING_EVENTS = (1014, 1010, 1011, 1002, 1003)
+#: Of those, the ones that show the message left (1014 rerouted and 1010 queued do not).
+TRANSFER_OUT_EVENTS = (1011, 1002, 1003)
 INBOUND_TRACKING_EVENTS = (1012,)
 MATCH_BEFORE = pl.duration(minutes=5)
 MATCH_AFTER = pl.duration(hours=48)
@@ -486,7 +488,15 @@ def _as_listed(linked: pl.DataFrame, arrivals: pl.DataFrame,
 
 
 def outbound_evidence(events: pl.DataFrame) -> pl.DataFrame:
-    """Rows proving that mail left the server: (k, ts, server, sender_k, source, line, line2)."""
+    """Rows showing mail leaving the server: (k, ts, server, sender_k, source, line, line2, proof).
+
+    ``proof`` marks what shows the message really left: tracking 1011 (SMTP transferred out),
+    1002/1003 (transfer out), or an outbound RCPT the remote accepted in a session whose message was
+    not then refused or cut off (a DATA answered 4xx/5xx, or a failure the server logged on its own
+    such as the IMS ``499 No routing hosts are reachable ... Rescheduling delivery for later``,
+    before the session's next MAIL). Tracking 1014 (rerouted) and 1010 (queued outbound) are cited
+    but prove nothing: the message may have waited in the queue for good.
+    """
     tracking = events.filter((pl.col("event") == "tracking")
                              & pl.col("event_id").is_in(OUTBOUND_TRACKING_EVENTS)
                              & pl.col("recipient").is_not_null())
@@ -495,11 +505,38 @@ def outbound_evidence(events: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([
         tracking.select(_key(pl.col("recipient")).alias("k"), "ts", "server",
                         _key(pl.col("sender")).alias("sender_k"), "source", "line",
-                        pl.col("record_line").alias("line2")),
+                        pl.col("record_line").alias("line2"),
+                        pl.col("event_id").is_in(TRANSFER_OUT_EVENTS).alias("proof")),
         proto.select(_key(pl.col("recipient")).alias("k"), "ts", "server",
                      _key(pl.col("sender")).alias("sender_k"), "source", "line",
-                     pl.col("reply_line").alias("line2")),
+                     pl.col("reply_line").alias("line2"),
+                     ~_failed_after(proto, events).alias("proof")),
     ], how="vertical_relaxed")
+
+
+def _failed_after(rcpts: pl.DataFrame, events: pl.DataFrame) -> pl.Series:
+    """Per outbound RCPT row: its session's message failed after it (see :func:`outbound_evidence`)."""
+    if rcpts.is_empty():
+        return pl.Series([], dtype=pl.Boolean)
+    out = _rows(events, (pl.col("direction") == "out") & pl.col("session").is_not_null(),
+                ["session", "source", "line", "event", "reply", "reply_line"])
+    answered = out.select("session", "source", pl.col("reply_line").alias("line")).drop_nulls()
+    failures = (out.filter(((pl.col("event") == "data") & (pl.col("reply") >= 400))
+                           | ((pl.col("event") == "reply") & (pl.col("reply") >= 400)))
+                .join(answered, on=["session", "source", "line"], how="anti")  # no command's own reply
+                .select("session", "source", pl.col("line").alias("fail_line")).sort("fail_line"))
+    if failures.is_empty():
+        return pl.Series([False] * rcpts.height)
+    mails = (out.filter(pl.col("event") == "mail").select("session", "source", pl.col("line").alias("mail_line"))
+             .sort("mail_line"))
+    keyed = rcpts.select(pl.int_range(pl.len()).alias("_r"), "session", "source", "line").sort("line")
+    keyed = keyed.join_asof(failures, left_on="line", right_on="fail_line", by=["session", "source"],
+                            strategy="forward", check_sortedness=False)
+    keyed = keyed.join_asof(mails, left_on="line", right_on="mail_line", by=["session", "source"],
+                            strategy="forward", check_sortedness=False)
+    failed = pl.col("fail_line").is_not_null() & (pl.col("mail_line").is_null()
+                                                   | (pl.col("fail_line") < pl.col("mail_line")))
+    return keyed.sort("_r").select(failed.fill_null(False))[:, 0]
 
 
 def assess_recipients(events: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
@@ -566,17 +603,20 @@ def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> p
     relayed = matched.group_by("rid").agg(
         piece.sort_by(piece.struct.field("line"), piece.struct.field("path"), piece.struct.field("line2"))
         .alias("out_lines"),
+        pl.col("proof").any().alias("out_proof"),
     )
     rcpts = rcpts.join(relayed, on="rid", how="left").with_columns(
         pl.when(pl.col("origin") == "queue")
         .then(pl.when(pl.col("delivered_out")).then(pl.col("linked")))
-        .otherwise(pl.col("out_lines")).alias("out_lines"))
+        .otherwise(pl.col("out_lines")).alias("out_lines"),
+        pl.when(pl.col("origin") == "queue").then(pl.col("delivered_out").fill_null(False))
+        .otherwise(pl.col("out_proof").fill_null(False)).alias("out_proof"))
 
     # A 4xx/5xx answer, or a refusal logged without its code (Sendmail "... User unknown").
     is_refused = (pl.col("reply") >= 400) | (pl.col("reply").is_null() & (pl.col("status") == "rejected"))
     rcpts = rcpts.with_columns(
         pl.when(is_refused).then(pl.lit("refused"))
-        .when(pl.col("out_lines").is_not_null()).then(pl.lit("relayed"))
+        .when(pl.col("out_proof")).then(pl.lit("relayed"))
         .when(pl.col("reply").is_null()).then(pl.lit("attempted"))
         .otherwise(pl.lit("accepted")).alias("verdict"),
         _trusted().alias("trusted"),
@@ -711,6 +751,9 @@ def _explanation(site: SiteProfile) -> pl.Expr:
                         pl.col("effective_recipient").fill_null(pl.col("recipient"))))
         .when(pl.col("verdict") == "attempted")
         .then(pl.lit("No reply was logged (the session is cut off) and no outbound delivery was found."))
+        .when(pl.col("out_lines").is_not_null())
+        .then(pl.lit("The server accepted it and queued it for delivery out (cited), but no transfer out was "
+                     "found in the logs."))
         .otherwise(pl.lit("The server accepted it, but no outbound delivery was found in the logs.")))
     text = pl.format("{} offered '{}' {}. {} {}", who, pl.col("recipient"), standing,
                      pl.col("explanation").fill_null(""), verdict)
