@@ -156,6 +156,11 @@ def test_authenticated_relay_after_failed_logins_is_auth_abuse():
     assert f.select("rule", "verdict", "severity", "auth_user").rows() == [
         ("LF-AUTH-ABUSE", "relayed", "high", "jsmith")]
     assert "stolen" in f["explanation"][0]
+    assert [e["line"] for e in f["evidence"][0]] == [10, 11, 1, 2, 3]  # the failed logins are cited
+    # A local recipient of the same message is no relay, so no LF-AUTH-ABUSE for it.
+    local = _sasl_relay(*fails).vstack(frame(ev(12, 61, "deliver", message="AAA", recipient="ann@acme-widgets.com",
+                                                direction="local", status="sent")))
+    assert findings(local)["recipient"].to_list() == ["v@far.example"]
     # Failures for the same account from another address count too; failures after the relay do not.
     other = [ev(1, 30, "auth", client_ip="203.0.113.50", auth_user="jsmith", status="failed")]
     assert findings(_sasl_relay(*other))["rule"].to_list() == ["LF-AUTH-ABUSE"]

@@ -148,8 +148,8 @@ def test_screened_findings_equal_the_full_assessment(monkeypatch: pytest.MonkeyP
     events = queue_events()
     fast = _findings(events, SITE)
     assert set(fast["recipient"]) >= {"v@yahoo.example", "user%other.example@acme-widgets.com",
-                                      "w@hotmail.example", "v@far.example", "carol@acme-widgets.com",
-                                      "z@far.example", "x@far.example"}
+                                      "w@hotmail.example", "v@far.example", "z@far.example", "x@far.example"}
+    assert "carol@acme-widgets.com" not in set(fast["recipient"])  # local: no relay, no LF-AUTH-ABUSE
     _unscreened(monkeypatch)
     assert fast.equals(_findings(events, SITE))
 

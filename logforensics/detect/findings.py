@@ -185,6 +185,8 @@ AUTH_FAILURE_LOOKBACK = timedelta(hours=24)
 AUTH_FAILURE_WINDOW = pl.lit(AUTH_FAILURE_LOOKBACK)
 #: A failed login: an AUTH that failed or was answered 5xx.
 FAILED_LOGIN = (pl.col("event") == "auth") & ((pl.col("status") == "failed") | (pl.col("reply") >= 500))
+#: The latest failed logins an LF-AUTH-ABUSE finding cites.
+AUTH_FAILURES_CITED = 5
 #: An authenticated client mailing this many outside domains within an hour is suspect.
 AUTH_BURST_DOMAINS = 10
 
@@ -192,29 +194,39 @@ AUTH_BURST_DOMAINS = 10
 def _mark_auth_abuse(rcpts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """``auth_abuse``: an authenticated client outside the trusted networks sent outside the site after
     failed logins (same server, same client address or account, within 24 hours), or in a burst to
-    many outside domains within an hour. Such relays raise ``LF-AUTH-ABUSE`` findings."""
-    cand = _rows(rcpts, pl.col("authenticated").fill_null(False) & ~pl.col("trusted_ip")
+    many outside domains within an hour. Such relays raise ``LF-AUTH-ABUSE`` findings. Marked per
+    recipient row (one arrival line of an MTA log stands for all its recipients, local ones too)."""
+    rows = rcpts.with_row_index("_ab")
+    cand = _rows(rows, pl.col("authenticated").fill_null(False) & ~pl.col("trusted_ip")
                  & pl.col("external").fill_null(False) & pl.col("ts").is_not_null(),
-                 ["rid", "server", "client_ip", "auth_user", "ts", "effective_domain"])
+                 ["_ab", "server", "client_ip", "auth_user", "ts", "effective_domain"])
     if cand.is_empty():
-        return rcpts.with_columns(pl.lit(False).alias("auth_abuse"))
+        return rcpts.with_columns(pl.lit(False).alias("auth_abuse"), pl.lit(None, LINKED_TYPE).alias("abuse_lines"))
     fails = _rows(events, FAILED_LOGIN & pl.col("ts").is_not_null(),
-                  ["server", "client_ip", "auth_user", "ts"]).rename({"ts": "f_ts"})
+                  ["server", "client_ip", "auth_user", "ts", "source", "line"]).rename({"ts": "f_ts"})
     in_window = (pl.col("f_ts") <= pl.col("ts")) & (pl.col("f_ts") >= pl.col("ts") - AUTH_FAILURE_WINDOW)
     flagged = [
         cand.join(fails.drop("auth_user").filter(pl.col("client_ip").is_not_null()), on=["server", "client_ip"],
-                  nulls_equal=True).filter(in_window).select("rid"),
+                  nulls_equal=True).filter(in_window).select("_ab", "f_ts", "source", "line"),
         cand.filter(pl.col("auth_user").is_not_null()).join(
             fails.drop("client_ip").filter(pl.col("auth_user").is_not_null()), on=["server", "auth_user"],
-            nulls_equal=True).filter(in_window).select("rid"),
+            nulls_equal=True).filter(in_window).select("_ab", "f_ts", "source", "line"),
     ]
+    # The failed logins each flagged row rests on (the latest few), cited as its evidence.
+    failed = (pl.concat(flagged).unique(["_ab", "source", "line"]).sort("_ab", "f_ts", "source", "line")
+              .group_by("_ab", maintain_order=True)
+              .agg(pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2"))
+                   .tail(AUTH_FAILURES_CITED).alias("abuse_lines")))
+    flagged = [f.select("_ab") for f in flagged]
     who = pl.coalesce(pl.col("auth_user"), pl.col("client_ip"))
     burst = cand.with_columns(who.alias("who"), pl.col("ts").dt.truncate("1h").alias("hour"))
     busy = burst.group_by("server", "who", "hour").agg(pl.col("effective_domain").n_unique().alias("n")).filter(
         pl.col("n") >= AUTH_BURST_DOMAINS)
-    flagged.append(burst.join(busy, on=["server", "who", "hour"], nulls_equal=True).select("rid"))
-    marked = pl.concat(flagged)["rid"].unique()
-    return rcpts.with_columns(pl.col("rid").is_in(marked.implode()).alias("auth_abuse"))
+    flagged.append(burst.join(busy, on=["server", "who", "hour"], nulls_equal=True).select("_ab"))
+    marked = pl.concat(flagged)["_ab"].unique()
+    return (rows.with_columns(pl.col("_ab").is_in(marked.implode()).alias("auth_abuse"))
+            .join(failed, on="_ab", how="left", maintain_order="left")
+            .with_columns(pl.col("abuse_lines").cast(LINKED_TYPE)).drop("_ab"))
 
 
 def _merge_duplicate_logs(rcpts: pl.DataFrame) -> pl.DataFrame:
@@ -575,9 +587,9 @@ def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> p
         (site.trusted_ip_mask(rcpts["client_ip"]) | rcpts["local_submit"].fill_null(False)).alias("trusted_ip"),
         (pl.col("source") + pl.lit(":") + pl.col("line").cast(pl.String)).alias("rid"),
     )
-    abuse = _mark_auth_abuse(rcpts, events)["auth_abuse"]
+    abuse = _mark_auth_abuse(rcpts, events).select("auth_abuse", "abuse_lines")
     if raising_only:
-        raising = rcpts.with_columns(abuse).select(
+        raising = rcpts.with_columns(abuse["auth_abuse"]).select(
             pl.col("rid").filter(_raises(_trusted()) & pl.col("recipient").is_not_null()).unique())["rid"]
         keep = rcpts["rid"].is_in(raising.implode())
         rcpts, abuse = rcpts.filter(keep), abuse.filter(keep)
@@ -620,7 +632,7 @@ def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> p
         .when(pl.col("reply").is_null()).then(pl.lit("attempted"))
         .otherwise(pl.lit("accepted")).alias("verdict"),
         _trusted().alias("trusted"),
-    ).with_columns(abuse)
+    ).with_columns(abuse.get_columns())
     probes = session_probes(_rows(
         events, (pl.col("direction") == "in") & pl.col("session").is_not_null()
         & (pl.col("helo").is_not_null() | pl.col("sender").is_not_null() | pl.col("recipient").is_not_null()),
@@ -695,7 +707,8 @@ def evidence_lists(rcpts: pl.DataFrame, sha256: dict[str, str], line_texts: Line
     """Per recipient row ``_i``: its evidence, in citing order, each line once.
 
     Order: the recipient's line, its reply, its record header, its raw-packet twin, the lines it is
-    linked to through the queue, then each piece of outbound evidence (record header first).
+    linked to through the queue, the failed logins an LF-AUTH-ABUSE finding rests on, then each
+    piece of outbound evidence (record header first).
     """
     base = [rcpts.select("_i", pl.lit(k, pl.Int64).alias("ord"), pl.col("source").alias("path"),
                          pl.col(col).cast(pl.Int64).alias("line"))
@@ -703,6 +716,9 @@ def evidence_lists(rcpts: pl.DataFrame, sha256: dict[str, str], line_texts: Line
     linked = (rcpts.select("_i", "linked").explode("linked").drop_nulls("linked")
               .with_columns((pl.lit(100) + pl.int_range(pl.len()).over("_i")).alias("ord"))
               .unnest("linked").select("_i", pl.col("ord").cast(pl.Int64), "path", "line"))
+    failed = (rcpts.select("_i", "abuse_lines").explode("abuse_lines").drop_nulls("abuse_lines")
+              .with_columns((pl.lit(5_000) + pl.int_range(pl.len()).over("_i")).alias("ord"))
+              .unnest("abuse_lines").select("_i", pl.col("ord").cast(pl.Int64), "path", "line"))
     out = (rcpts.select("_i", "out_lines").explode("out_lines").drop_nulls("out_lines")
            .with_columns((pl.lit(10_000) + 3 * pl.int_range(pl.len()).over("_i")).alias("ord"))
            .unnest("out_lines"))
@@ -712,7 +728,7 @@ def evidence_lists(rcpts: pl.DataFrame, sha256: dict[str, str], line_texts: Line
         out.select("_i", pl.col("ord") + 1, "path", "line"),
         out.select("_i", pl.col("ord") + 2, "path", pl.col("line2").alias("line")),
     ]
-    cites = (pl.concat([*base, linked, *[o.with_columns(pl.col("ord").cast(pl.Int64)) for o in outs]],
+    cites = (pl.concat([*base, linked, failed, *[o.with_columns(pl.col("ord").cast(pl.Int64)) for o in outs]],
                        how="vertical_relaxed")
              .drop_nulls("line").sort("_i", "ord").unique(["_i", "path", "line"], keep="first", maintain_order=True))
     wanted = cites.select("path", "line").unique()
