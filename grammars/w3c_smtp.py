@@ -13,10 +13,28 @@ named by the most recent ``#Fields:`` directive::
 
 * header blocks reappear mid-file (service restart, rollover) and the field set may change there;
   ``#Fields`` may end with a space; an IIS 7 field set has no ``date``/``time`` at all;
-* values never hold a space: ``+`` stands for one, ``-`` for an empty value;
+* values never hold a space: ``+`` stands for one, ``-`` for an empty value; a literal ``+`` is
+  not escaped, so :func:`decode_value` tells the two apart by where the ``+`` stands (below);
 * ``date``/``time`` are UTC;
 * the data-line pattern depends on the field list, so it is built by :func:`data_pattern` (one
-  ``pp.Regex`` per field set; :data:`DEFAULT_FIELDS` when a file has no ``#Fields`` at all).
+  ``pp.Regex`` per field set; :data:`DEFAULT_FIELDS` when a file has no ``#Fields`` at all);
+  :func:`truncated_pattern` matches a line cut short (only its leading fields present).
+
+**``+`` in values.** IIS writes every space of a value as ``+`` and leaves a literal ``+`` as it
+is, so ``+`` is ambiguous. Inside an angle-bracket address a literal ``+`` is common (``user+tag``,
+the IMCEA encodings ``IMCEASMTP-victim+40example+2Enet@corp.example`` and
+``IMCEAEX-_O=CORP_OU=FIRST+20ADMINISTRATIVE+20GROUP...``), while an unquoted space can never be part
+of an address; a quoted string may hold a space (KB Q264330: ``<"IMCEA user@domain2.com"@local>``,
+logged ``<"IMCEA+user@domain2.com"@local>``). Hence the rule of :func:`decode_value`:
+
+* a ``+`` outside ``<...>`` is a space (``+TO:+<a@b>``, ``FROM:<a@b>+SIZE=1722``, reply texts);
+* inside ``<...>`` a ``+`` is a space only inside a double-quoted string (``\\`` escapes the next
+  character there, so ``\\"`` does not end it), and a literal ``+`` elsewhere in the address;
+* ``<...>`` runs from a ``<`` to the next ``>`` outside a quoted string, or to the end of the value
+  (an address cut off by a truncated line keeps its ``+``); a ``>`` inside quotes does not end it.
+
+Limits: a space a client really sent unquoted inside the brackets (invalid syntax) reads as ``+``;
+an ESMTP parameter's xtext ``+XX`` (``ORCPT=rfc822;a+2Bb@x``) outside the brackets reads as a space.
 
 **NCSA common** (same service, other logging option), local time with its UTC offset::
 
@@ -125,6 +143,69 @@ def data_pattern(fields: list[str] | tuple[str, ...]) -> str:
     them (trailing blanks allowed). Common subset of Python ``re`` and Rust ``regex``."""
     groups = [f"(?P<{name}>{VALUE})" for name in group_names(fields)]
     return " ".join(groups) + r"[ \t]*$"
+
+
+def truncated_pattern(fields: list[str] | tuple[str, ...]) -> str:
+    """The pattern of a data line cut short under ``fields``: the first field, then each further
+    field only if the one before it is there (``a(?: b(?: c)?)?``); absent fields are unmatched
+    groups. Match it against the line with trailing blanks removed (else a trailing blank would
+    read as one more, empty, field). Common subset of Python ``re`` and Rust ``regex``."""
+    groups = [f"(?P<{name}>{VALUE})" for name in group_names(fields)]
+    tail = ""
+    for group in reversed(groups[1:]):
+        tail = f"(?: {group}{tail})?"
+    return groups[0] + tail + "$"
+
+
+#: What a value of a typed field must look like (group name -> pattern, ``-`` = empty). A data
+#: line cut short is kept only when each of its fields that is there passes its check.
+IP_VALUE = r"-|[0-9A-Fa-f.:]+"
+NUMBER_VALUE = r"-|[0-9]+"
+FIELD_CHECKS: dict[str, str] = {
+    "date": W3C_DATE, "time": W3C_TIME, "c_ip": IP_VALUE, "s_ip": IP_VALUE, "s_port": NUMBER_VALUE,
+    "sc_status": NUMBER_VALUE, "sc_win32_status": NUMBER_VALUE, "sc_bytes": NUMBER_VALUE,
+    "cs_bytes": NUMBER_VALUE, "time_taken": NUMBER_VALUE,
+}
+
+
+#: Values whose ``+`` signs are not all spaces (:func:`decode_value` must look at them): a ``+`` or
+#: a ``"`` between a ``<`` and the next ``>``. In every other value each ``+`` is a space.
+NEEDS_ADDRESS_DECODE = r'<[^>]*[+"]'
+
+
+def decode_value(value: str) -> str:
+    """A W3C/NCSA/IIS value as text, by the ``+`` rule of the module docstring: ``+`` is a space
+    outside ``<...>`` and inside a quoted string within it, a literal ``+`` elsewhere inside it.
+
+    >>> decode_value('+TO:+<IMCEASMTP-v+40example+2Enet@corp.example>+NOTIFY=NEVER')
+    ' TO: <IMCEASMTP-v+40example+2Enet@corp.example> NOTIFY=NEVER'
+    >>> decode_value('+TO:+<"IMCEA+user@domain2.com"@local.example>')
+    ' TO: <"IMCEA user@domain2.com"@local.example>'
+    """
+    if "+" not in value:
+        return value
+    out: list[str] = []
+    angle = quoted = escaped = False
+    for ch in value:
+        if ch == "+":
+            out.append(" " if quoted or not angle else "+")
+            escaped = False
+            continue
+        out.append(ch)
+        if not angle:
+            angle = ch == "<"
+        elif quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == ">":
+            angle = False
+    return "".join(out)
 
 
 def data_line(fields: list[str] | tuple[str, ...]) -> pp.Regex:

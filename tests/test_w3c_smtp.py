@@ -222,12 +222,15 @@ def test_hostile_lines_are_skipped_with_warnings(tmp_path):
     res = read_log(tmp_path, text, name="ex061009.log")
     report = res.inputs[0]
     assert report.format == "w3c-smtp"
-    assert (report.lines, report.events, report.skipped_lines) == (11, 2, 4)
-    assert [e for e in rows(res, "line", "verb")] == [(5, "HELO"), (11, "RCPT")]
+    # Line 6 is cut short but only its trailing fields are missing: kept (with a warning).
+    assert (report.lines, report.events, report.skipped_lines) == (11, 3, 3)
+    assert [e for e in rows(res, "line", "verb", "sender")] == [
+        (5, "HELO", None), (6, "MAIL", "cut"), (11, "RCPT", "cut")]
     src = str(tmp_path / "ex061009.log")
-    assert f"{src}:6: not a data line of the current #Fields set: " in report.warnings[0]
-    assert report.warnings[1].startswith(f"{src}:8: not a data line")
+    assert report.warnings[0].startswith(f"{src}:8: not a data line of the current #Fields set: ")
+    assert report.warnings[1].startswith(f"{src}:9: not a data line")
     assert any(w.startswith(f"{src}:10: no valid date/time") for w in report.warnings)
+    assert any(w.startswith(f"{src}:6: line has 11 of the 21 #Fields fields (cut off?)") for w in report.warnings)
 
 
 def test_sniff_claims_iis_smtp_not_iis_web_or_exchange(tmp_path):

@@ -3,12 +3,28 @@
 Both layouts of the service's log are read here (grammar: :mod:`grammars.w3c_smtp`):
 
 * **W3C extended** (``exYYMMDD.log``): every data line is parsed by the most recent ``#Fields:``
-  directive (header blocks reappear mid-file and the field set may change there; a file without
-  any ``#Fields`` is read with the IIS 5/6 default set). Times are UTC. A field set without
-  ``date``/``time`` (IIS 7 can be set up so) takes its time from the last ``#Date:`` directive,
-  and the reader says so in a warning.
+  directive (header blocks reappear mid-file and the field set may change there). Data lines
+  before any ``#Fields`` (a file without one, or an excerpt) are read with the IIS 5/6 default
+  set, with a warning naming the file and the assumed fields. Times are UTC. A field set with
+  ``time`` but no ``date`` takes the day of the last ``#Date:`` directive with each line's own
+  time (midnight crossings counted, see :func:`_days_from_date_directive`); one with neither
+  (IIS 7 can be set up so) takes the ``#Date:`` time itself; both with a warning. A line with fewer
+  fields than ``#Fields`` whose fields that are there pass their checks (date, time, IPs, numbers;
+  the command among them) was cut short: it is kept, the missing trailing fields empty, with a
+  ``path:line`` warning; lines with too many fields or garbage are skipped with warnings.
 * **NCSA common** (same service): ``c-ip - helo [dd/Mon/yyyy:hh:mm:ss -0600] "VERB -?args SMTP"
   status bytes``; local time with its UTC offset.
+* **IIS log format** (comma separated, ``inYYMMDD.log``): local M/D/YY times in the site's time
+  zone; without a site time zone they are read as UTC and the reader warns, as for other
+  local-time formats.
+
+``+`` in the query value (the same rule for all three layouts; :func:`grammars.w3c_smtp.decode_value`):
+IIS writes each space as ``+`` and does not escape a literal ``+``, so the position decides. Outside
+``<...>`` a ``+`` is a space (``+TO:+<a@b>``, ``<a@b>+SIZE=1722``, reply texts). Inside ``<...>`` it is
+a space only within a double-quoted string (KB Q264330: ``<"IMCEA+user@domain2.com"@local.example>``
+is ``"IMCEA user@domain2.com"@local.example``) and a literal ``+`` elsewhere, because an unquoted
+space can never be part of an address while a ``+`` often is (``user+tag``, the IMCEA encodings
+``IMCEASMTP-victim7+40example+2Enet@corp.example``, ``IMCEAEX-..._OU=FIRST+20ADMINISTRATIVE...``).
 
 Rows (one per data line; directives are counted as ``not_mail``):
 
@@ -38,7 +54,7 @@ from grammars import smtp as smtp_grammar
 from grammars import w3c_smtp as grammar
 from grammars.common import anchored
 from logforensics.readers.auth_decode import auth_user
-from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
+from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings, excerpt
 from logforensics.readers.smtp_columns import VERB_EVENTS, envelope_columns, pair_replies
 from logforensics.schema import UTC_DATETIME, conform, empty_events
 from logforensics.timeconv import full_year, wall_clock_to_utc
@@ -61,9 +77,58 @@ def _w3c_null(col: pl.Expr) -> pl.Expr:
     return pl.when(col.is_in(["-", ""])).then(None).otherwise(col)
 
 
-def _decode(col: pl.Expr) -> pl.Expr:
-    """A W3C value as text: ``+`` -> space."""
-    return col.str.replace_all("+", " ", literal=True)
+def _decode(query: pl.Series) -> pl.Expr:
+    """The query values as text by the ``+`` rule (:func:`grammars.w3c_smtp.decode_value`): every
+    ``+`` a space, except in the few distinct values with a ``+`` or quote inside ``<...>``, which
+    are decoded one by one."""
+    plain = pl.col("query").str.replace_all("+", " ", literal=True)
+    special = query.filter(query.str.contains(grammar.NEEDS_ADDRESS_DECODE).fill_null(False)).unique()
+    if special.is_empty():
+        return plain
+    mapping = {v: grammar.decode_value(v) for v in special.to_list()}
+    return (pl.when(pl.col("query").is_in(list(mapping))).then(pl.col("query").replace(mapping))
+            .otherwise(plain))
+
+
+def _days_from_date_directive(df: pl.DataFrame, hour: pl.Expr, minute: pl.Expr, second: pl.Expr
+                              ) -> pl.DataFrame:
+    """``tod_ts``: a time-only line's UTC time, the day of the last ``#Date`` directive plus the days
+    its time has wrapped past midnight since that directive.
+
+    Lines follow the ``#Date`` in time order, so a time more than an hour earlier than the one
+    before it (the first line's "before" is the ``#Date`` time itself) means midnight has passed:
+    the next day. A time up to an hour earlier is a line logged late (IIS writes a line when the
+    command finishes), the same day; a time more than 23 hours later than the one before it is
+    such a late line from before midnight (23:59:58 after 00:00:01): the day before. Days counted
+    from each ``#Date`` afresh; lines with no valid time count for nothing.
+    """
+    valid = hour.is_between(0, 23) & minute.is_between(0, 59) & second.is_between(0, 59)
+    tod = pl.when(valid).then(hour * 3600 + minute * 60 + second).otherwise(None)
+    anchor = pl.col("date_anchor")
+    anchor_tod = (anchor.dt.hour().cast(pl.Int64) * 3600 + anchor.dt.minute().cast(pl.Int64) * 60
+                  + anchor.dt.second().cast(pl.Int64))
+    df = df.with_columns(tod.cast(pl.Int64).alias("tod"))
+    before = pl.col("tod").shift(1).forward_fill().over("date_seg")
+    step = pl.col("tod") - pl.coalesce(before, anchor_tod)
+    wrap = (pl.when(step < -3600).then(1).when(step > 23 * 3600).then(-1).otherwise(0)
+            .fill_null(0).cast(pl.Int64))
+    df = df.with_columns(wrap.cum_sum().over("date_seg").alias("day_wraps"))
+    return df.with_columns(
+        (anchor.dt.truncate("1d") + pl.duration(days=pl.col("day_wraps"), seconds=pl.col("tod")))
+        .alias("tod_ts"))
+
+
+def _truncated_warnings(source: str, cut: pl.DataFrame, limit: int = 20) -> list[str]:
+    """``path:line:`` warnings for data lines kept although cut short."""
+    out = []
+    for row in cut.head(limit).iter_rows(named=True):
+        missing = row["field_list"].split(" ")[row["n_present"]:]
+        out.append(f"{source}:{row['line']}: line has {row['n_present']} of the {row['n_fields']} #Fields "
+                   f"fields (cut off?); kept, with the missing trailing fields empty "
+                   f"({' '.join(missing)}): {excerpt(row['raw'])}")
+    if cut.height > limit:
+        out.append(f"{source}: {cut.height - limit} more lines cut short; kept with missing trailing fields empty")
+    return out
 
 
 _DEFAULT_LINE = re.compile(anchored(grammar.data_pattern(grammar.DEFAULT_FIELDS)))
@@ -119,8 +184,10 @@ class W3cSmtpReader:
             (pl.col("directive").str.to_lowercase() == "fields").fill_null(False).alias("is_fields"),
         )
         date_dir = pl.col("value").str.extract_groups(anchored(grammar.DATE_VALUE))
+        is_date = (pl.col("directive").str.to_lowercase() == "date").fill_null(False)
         frame = frame.with_columns(
             pl.col("is_fields").cum_sum().alias("block"),
+            is_date.cum_sum().alias("date_seg"),
             pl.when(pl.col("directive").str.to_lowercase() == "date").then(date_dir).otherwise(None)
             .alias("dd"),
         )
@@ -143,16 +210,32 @@ class W3cSmtpReader:
         parts = [self._ncsa_rows(ncsa)] if ncsa.height else []
         if native.height:
             parts.append(self._native_rows(native, ctx.site.zone()))
+            if ctx.site.timezone is None:  # as ingest says for the other local-time formats
+                warnings.append(f"{ctx.source}: no time zone known; local times read as UTC "
+                                "(set timezone in the site profile)")
         fields_by_block = {int(b): grammar.split_fields(v) for b, v in frame.filter(pl.col("is_fields"))
                            .select("block", "value").iter_rows()}
-        used_anchor = False
+        time_modes: set[str] = set()
         for block in w3c_input["block"].unique().sort().to_list():
             fields = fields_by_block.get(block, list(grammar.DEFAULT_FIELDS))
             sub = w3c_input.filter(pl.col("block") == block)
-            rows, anchored_time = self._w3c_rows(sub, fields)
-            used_anchor = used_anchor or anchored_time
+            rows, mode = self._w3c_rows(sub, fields)
+            n_ok = int(rows["ok"].sum())
+            if n_ok:
+                time_modes.add(mode)
+            if block == 0 and n_ok:
+                where = (f"data lines before the first #Fields directive (line "
+                         f"{frame.filter(pl.col('is_fields'))['line'][0]})" if fields_by_block
+                         else "no #Fields directive in the file; its data lines")
+                warnings.append(f"{ctx.source}: {where} read with the assumed IIS 5.0/6.0 SMTP default "
+                                f"fields: {' '.join(grammar.DEFAULT_FIELDS)} ({n_ok} of "
+                                f"{sub.height} such lines matched them)")
             parts.append(rows)
-        if used_anchor:
+        if "time-only" in time_modes:
+            warnings.append(f"{ctx.source}: a #Fields set has time but no date; each line's day is taken "
+                            "from the last #Date directive (a time more than an hour earlier than the "
+                            "line before it is taken as the next day)")
+        if "anchor" in time_modes:
             warnings.append(f"{ctx.source}: a #Fields set has no date/time; times are taken from the "
                             "last #Date directive (accurate to the header block only)")
         rows = (pl.concat(parts, how="diagonal_relaxed") if parts else
@@ -167,6 +250,9 @@ class W3cSmtpReader:
         if bad_ts.height:
             warnings += bad_line_warnings(ctx.source, bad_ts.select("line", "raw"),
                                           "no valid date/time for this line")
+        if "n_present" in parsed.columns:
+            warnings += _truncated_warnings(ctx.source, parsed.filter(
+                pl.col("n_present").is_not_null() & pl.col("ts").is_not_null()))
         good = parsed.filter(pl.col("ts").is_not_null())
         events = self._events(good, ctx) if good.height else None
         return ReadResult(
@@ -181,15 +267,34 @@ class W3cSmtpReader:
     # -- line layouts -> one normal form ----------------------------------------------------------
 
     @staticmethod
-    def _w3c_rows(sub: pl.DataFrame, fields: list[str]) -> tuple[pl.DataFrame, bool]:
+    def _w3c_rows(sub: pl.DataFrame, fields: list[str]) -> tuple[pl.DataFrame, str]:
+        """The normal form of one ``#Fields`` block's lines, and how their times were found: ``own``
+        (date and time fields), ``time-only`` (the #Date day with each line's time) or ``anchor``
+        (the #Date time itself)."""
         names = grammar.group_names(fields)
         ext = sub.with_columns(
             pl.col("raw").str.extract_groups(anchored(grammar.data_pattern(fields))).alias("w")
         ).unnest("w")
+        full = ext.filter(pl.col(names[0]).is_not_null()).with_columns(
+            pl.lit(True).alias("ok"), pl.lit(None, pl.Int64).alias("n_present"))
+        # A line cut short (a truncated last line): kept when only trailing fields are missing,
+        # i.e. the fields that are there pass their checks and the command is among them.
+        short = ext.filter(pl.col(names[0]).is_null()).drop(names).with_columns(
+            pl.col("raw").str.strip_chars_end(" \t").str.extract_groups(
+                anchored(grammar.truncated_pattern(fields))).alias("w")
+        ).unnest("w")
+        present = [pl.col(n).is_not_null() for n in names]
+        checks = [pl.col(names[0]).is_not_null()]
+        checks += [pl.col(n).is_null() | pl.col(n).str.contains(anchored(grammar.FIELD_CHECKS[n]) + "$")
+                   for n in names if n in grammar.FIELD_CHECKS]
+        checks += [pl.col(n).is_not_null() for n in ("date", "time", "cs_method") if n in names]
+        short = short.with_columns(
+            pl.all_horizontal(checks).fill_null(False).alias("ok"),
+            pl.sum_horizontal(present).cast(pl.Int64).alias("n_present"))
+        ext = pl.concat([full, short], how="diagonal_relaxed").sort("line")
         for name in _WANTED:
             if name not in names:
                 ext = ext.with_columns(pl.lit(None, pl.String).alias(name))
-        ok = pl.col(names[0]).is_not_null()
         d = pl.col("date").str.extract_groups(anchored(grammar.W3C_DATE))
         t = pl.col("time").str.extract_groups(anchored(grammar.W3C_TIME))
         ext = ext.with_columns(d.alias("dparts"), t.alias("tparts"))
@@ -197,21 +302,33 @@ class W3cSmtpReader:
         def part(struct: str, f: str) -> pl.Expr:
             return pl.col(struct).struct.field(f).cast(pl.Int32, strict=False)
 
-        has_time = "date" in names and "time" in names
-        own_ts = wall_clock_to_utc(part("dparts", "year"), part("dparts", "month"), part("dparts", "day"),
+        if "date" in names and "time" in names:
+            mode = "own"
+            ts = wall_clock_to_utc(part("dparts", "year"), part("dparts", "month"), part("dparts", "day"),
                                    part("tparts", "hour"), part("tparts", "minute"), part("tparts", "second"),
                                    "UTC")
+        elif "time" in names:
+            mode = "time-only"
+            ext = _days_from_date_directive(ext, part("tparts", "hour"), part("tparts", "minute"),
+                                            part("tparts", "second"))
+            ts = pl.col("tod_ts")
+        else:
+            mode = "anchor"
+            ts = pl.col("date_anchor")
+        # A cut line whose time is no time is not a data line (a whole one is: "no valid date/time").
+        ok = pl.col("ok") & (pl.col("n_present").is_null() | ts.is_not_null())
         out = ext.select(
-            "line", "raw", ok.alias("ok"),
-            (own_ts if has_time else pl.col("date_anchor")).alias("ts"),
+            "line", "raw", ok.alias("ok"), ts.alias("ts"),
             _w3c_null(pl.col("c_ip")).alias("c_ip"),
             _w3c_null(pl.col("cs_username")).alias("user"),
             _w3c_null(pl.col("s_computername")).alias("host"),
             _w3c_null(pl.col("cs_method")).alias("method"),
             _w3c_null(pl.col("cs_uri_query")).alias("query"),
             pl.col("sc_status").cast(pl.Int64, strict=False).alias("status"),
+            "n_present", pl.lit(len(names), pl.Int64).alias("n_fields"),
+            pl.lit(" ".join(fields)).alias("field_list"),
         )
-        return out, (not has_time) and ext.height > 0
+        return out, mode
 
     @staticmethod
     def _ncsa_rows(ncsa: pl.DataFrame) -> pl.DataFrame:
@@ -256,7 +373,7 @@ class W3cSmtpReader:
         user = pl.col("user").fill_null("")
         is_resp = user == grammar.OUTBOUND_RESPONSE
         is_out = is_resp | (user == grammar.OUTBOUND_COMMAND)
-        arg = _decode(pl.col("query")).str.strip_chars(" ")
+        arg = _decode(df["query"]).str.strip_chars(" ")
         verb = pl.col("method").str.to_uppercase()
         df = df.with_columns(
             is_resp.alias("is_reply"),
