@@ -27,8 +27,8 @@ from polars.testing import assert_frame_equal
 from grammars import ims55_protocol as grammar
 from grammars import smtp as smtp_grammar
 from grammars.common import anchored
-from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
-from logforensics.readers.ims55_protocol import CONTINUATION_CHARS, Ims55ProtocolReader
+from logforensics.readers.base import ReadContext, ReadResult
+from logforensics.readers.ims55_protocol import Ims55ProtocolReader
 from logforensics.readers.smtp_columns import (
     auth_user_column,
     command_columns,
@@ -36,7 +36,6 @@ from logforensics.readers.smtp_columns import (
     ip_or_null,
     pair_replies,
 )
-from logforensics.schema import conform
 from logforensics.site import SiteProfile
 from logforensics.sources import decode_text, split_lines
 from logforensics.timeconv import YEAR_PIVOT, full_year, hour24, wall_clock_to_utc
@@ -44,38 +43,26 @@ from tests.conftest import ROOT, SAMPLES
 
 
 class StraightReader(Ims55ProtocolReader):
-    """The straightforward column path: every pattern over every row, windows with ``.over()``."""
+    """The straightforward column path: every pattern over every row, windows with ``.over()``.
 
-    def read(self, lines: pl.Series, ctx: ReadContext) -> ReadResult:
-        frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
-        frame = frame.with_columns(pl.col("line").cast(pl.Int64))
-        total = frame.height
+    ``read`` itself is shared (quoting, merged lines, the rendering without timestamps, continuation
+    checks and line accounting are written once); the stages with fast paths are replaced here.
+    """
+
+    @staticmethod
+    def _entries(frame: pl.DataFrame) -> tuple[pl.DataFrame, None]:
         frame = frame.with_columns(
             pl.col("raw").str.extract_groups(anchored(grammar.ENTRY)).alias("entry"),
             (pl.col("raw").str.strip_chars() == "").alias("blank"),
         ).unnest("entry")
-        frame = frame.with_columns(pl.col("body").is_not_null().alias("is_entry"))
-        frame = frame.with_columns(pl.col("is_entry").cum_sum().alias("entry_no"))
-        warnings: list[str] = []
-        orphans = frame.filter(~pl.col("is_entry") & ~pl.col("blank") & (pl.col("entry_no") == 0))
-        if orphans.height:
-            warnings += bad_line_warnings(ctx.source, orphans, "text before the first timestamped entry")
-        continuation = frame.filter(~pl.col("is_entry") & ~pl.col("blank") & (pl.col("entry_no") > 0))
-        blank = int(frame["blank"].sum())
-        entries = self._straight_timestamps(frame.filter(pl.col("is_entry")), ctx, warnings)
-        bad_ts = entries.filter(pl.col("ts").is_null())
-        if bad_ts.height:
-            warnings += bad_line_warnings(ctx.source, bad_ts, "timestamp is not a valid date/time")
-        entries = entries.filter(pl.col("ts").is_not_null())
-        if continuation.height:
-            extra = continuation.group_by("entry_no").agg(
-                pl.col("raw").str.join("\n").str.slice(0, CONTINUATION_CHARS).alias("continued"))
-            entries = entries.join(extra, on="entry_no", how="left", maintain_order="left")
-        else:
-            entries = entries.with_columns(pl.lit(None, pl.String).alias("continued"))
-        return ReadResult(events=conform(self._straight_events(entries, ctx)), lines=total,
-                          skipped=orphans.height + bad_ts.height, continuation=continuation.height,
-                          blank=blank, warnings=warnings)
+        return frame.with_columns(pl.col("body").is_not_null().alias("is_entry")), None
+
+    def _timestamps(self, entries: pl.DataFrame, heads: None, ctx: ReadContext,
+                    warnings: list[str]) -> pl.DataFrame:
+        return self._straight_timestamps(entries, ctx, warnings)
+
+    def _events(self, entries: pl.DataFrame, ctx: ReadContext) -> pl.DataFrame:
+        return self._straight_events(entries, ctx)
 
     @staticmethod
     def _straight_timestamps(entries: pl.DataFrame, ctx: ReadContext, warnings: list[str]) -> pl.DataFrame:
@@ -137,15 +124,34 @@ class StraightReader(Ims55ProtocolReader):
             .otherwise(None).alias("cmd_dir"))
         df = df.with_columns(pl.coalesce(pl.col("conn_dir").first().over("sid"),
                                          pl.col("cmd_dir").drop_nulls().first().over("sid")).alias("direction"))
-        df = command_columns(df, payload_col="payload", is_reply_col="is_reply", session_col="sid")
-        df = envelope_columns(df, payload_col="payload", session_col="sid")
+        # Message data: after a 354 of the server, up to its next reply, a "." line or a parsed command.
+        arrow, direction, is_reply = pl.col("arrow"), pl.col("direction"), pl.col("is_reply")
+        server_reply = is_reply & (arrow.is_null() | direction.is_null()
+                                   | ((direction == "in") & (arrow == ">>>"))
+                                   | ((direction == "out") & (arrow == "<<<")))
+        cmd_line = (~pl.col("is_io") & ~is_reply
+                    & pl.col("payload").str.contains(anchored(grammar.COMMAND_LINE))).fill_null(False)
+        ends = server_reply | pl.col("is_connect") | cmd_line
+        mark = (pl.when(server_reply & (pl.col("code") == 354)).then(pl.lit(1, pl.Int8))
+                .when(ends | (pl.col("payload").str.strip_chars() == ".")).then(pl.lit(0, pl.Int8)))
+        df = df.with_columns(
+            ((mark.forward_fill().shift(1).over("sid").fill_null(0) == 1) & ~ends).alias("in_data"))
+        in_data = pl.col("in_data")
+        df = df.with_columns(
+            (is_reply & ~in_data).alias("is_reply"),
+            pl.when(in_data).then(None).otherwise(pl.col("code")).alias("code"),
+            pl.when(in_data).then(None).otherwise(pl.col("reply_text")).alias("reply_text"),
+            pl.when(in_data).then(pl.lit("")).otherwise(pl.col("payload")).alias("cmd_payload"),
+        )
+        df = command_columns(df, payload_col="cmd_payload", is_reply_col="is_reply", session_col="sid")
+        df = envelope_columns(df, payload_col="cmd_payload", session_col="sid")
         df = df.with_columns(
             pl.when(pl.col("is_connect")).then(pl.lit("connect"))
             .when(pl.col("is_reply")).then(pl.lit("reply"))
-            .when(pl.col("payload").str.strip_chars() == "").then(pl.lit("note"))
+            .when((pl.col("payload").str.strip_chars() == "") | in_data).then(pl.lit("note"))
             .when(pl.col("arrow").is_null() & pl.col("smtp_event").is_null()).then(pl.lit("note"))
             .otherwise(pl.col("smtp_event").fill_null("command")).alias("event"))
-        df = auth_user_column(df, payload_col="payload", session_col="sid")
+        df = auth_user_column(df, payload_col="cmd_payload", session_col="sid")
         df = pair_replies(df, session_col="sid")
         peer_in = pl.col("peer_in").forward_fill().over("sid")
         peer_out = pl.col("peer_out").forward_fill().over("sid")

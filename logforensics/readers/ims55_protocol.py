@@ -3,8 +3,22 @@
 The line grammar is :mod:`grammars.ims55_protocol`; its ``pp.Regex`` patterns run here over whole
 Polars columns. Everything stateful is column work too:
 
+* **renderings**: a file in the CSV-quoted rendering of KB Q239816 (more quoted entries than plain
+  ones) is unquoted first, exactly (:func:`grammars.ims55_protocol.unquote_lines`), with a warning;
+  a file without any timestamped entry is read in the layout of KB Q245787 (entries are session
+  starts and arrow or ``IO: |`` lines, :data:`~grammars.ims55_protocol.UNTIMED`), its events
+  without a time (``ts`` null) and one warning;
+* **merged lines** (the 1024-byte buffer, KB Q159290): a line is cut before every embedded
+  timestamp + `` : `` (:func:`grammars.ims55_protocol.split_merged`); each piece is an entry (or
+  continuation) of its own with the line's number, and the line gets a warning. The line counts
+  once in the account of lines (as an event's line before continuation, skipped, blank);
 * **continuations**: a line without a timestamp belongs to the entry above it; its text is
-  appended (up to 2,000 characters) to that entry's ``text``;
+  appended (up to 2,000 characters) to that entry's ``text``. Only text continues an entry: a line
+  with control characters or starting like a cut-off timestamp is skipped with a warning
+  (:func:`grammars.ims55_protocol.is_continuation`);
+* **message data**: rows after a ``354`` of the server up to its next reply, a ``.`` line or a
+  parsed command (:data:`~grammars.ims55_protocol.COMMAND_LINE`) are message text: ``note`` rows,
+  never commands, replies, senders or recipients;
 * **sessions**: one file is one connection *slot*, reused; a session starts at each
   ``A connection was accepted from`` (inbound) or ``A connection to ... was established``
   (outbound) line. Lines before the first start belong to a session cut off by the file start;
@@ -32,6 +46,8 @@ output equal to the grammar and to the straightforward column path):
 
 from __future__ import annotations
 
+import itertools
+import re
 from typing import ClassVar
 
 import polars as pl
@@ -55,6 +71,10 @@ from logforensics.timeconv import full_year, hour24, wall_clock_to_utc
 
 CONTINUATION_CHARS = 2000
 
+#: First words :data:`grammars.ims55_protocol.COMMAND_LINE` can match (upper case).
+_COMMAND_WORDS = ["MAIL", "RCPT", "QUIT", "RSET", "DATA", "NOOP", "STARTTLS", "TURN", "HELO", "EHLO",
+                  "ETRN", "VRFY", "EXPN", "AUTH", "XAUTH", "BDAT"]
+
 #: The separator the fast path splits a line at (see the module docstring).
 _SEP = " : "
 #: Longest possible ``(arrow)(space)(IO: |)`` prefix of a body (:data:`grammars.ims55_protocol.PROTO`).
@@ -70,33 +90,63 @@ class Ims55ProtocolReader:
                                   "server local time")
 
     def sniff(self, head: list[str]) -> float:
-        """Timestamped ``M/D/YY h:mm:ss AM : `` lines with IMS session or arrow markers."""
+        """Timestamped ``M/D/YY h:mm:ss AM : `` lines with IMS session or arrow markers; also the
+        CSV-quoted (KB Q239816) and the timestamp-less (KB Q245787) renderings."""
+        if _quoted_mode(head):
+            head = grammar.unquote_lines(head)
         entries = [h for h in head if grammar.entry.matches(h, parse_all=True)]
-        if not entries:
-            return 0.0
-        markers = sum(1 for h in entries if (" : <<< " in h or " : >>> " in h or "A connection " in h
-                                             or " : IO: |" in h))
-        return 0.9 if markers else 0.4
+        if entries:
+            markers = sum(1 for h in entries if (" : <<< " in h or " : >>> " in h or "A connection " in h
+                                                 or " : IO: |" in h))
+            return 0.9 if markers else 0.4
+        # Without timestamps: commands and replies with arrows both ways, or a session start.
+        bodies = [h.lstrip(" \t") for h in head if grammar.untimed.matches(h, parse_all=True)]
+        sent = sum(1 for b in bodies if b.startswith(">>>"))
+        received = sum(1 for b in bodies if b.startswith("<<<"))
+        starts = sum(1 for b in bodies if not b.startswith(("<<<", ">>>", "IO:")))
+        return 0.6 if sent and received and (starts or sent + received >= 4) else 0.0
 
     def read(self, lines: pl.Series, ctx: ReadContext) -> ReadResult:
+        warnings: list[str] = []
+        total = lines.len()
         frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
         frame = frame.with_columns(pl.col("line").cast(pl.Int64))
-        total = frame.height
-        warnings: list[str] = []
+        frame = _unquote(frame, ctx, warnings)
+        frame = _split_merged(frame, ctx, warnings)
         frame, heads = self._entries(frame)
+        frame = frame.drop("head", "rest", strict=False)
+        untimed = not frame["is_entry"].any()
+        if untimed:
+            frame = _untimed_entries(frame)
+            untimed = bool(frame["is_entry"].any())
         frame = frame.with_columns(pl.col("is_entry").cum_sum().alias("entry_no"))
 
-        orphans = frame.filter(~pl.col("is_entry") & ~pl.col("blank") & (pl.col("entry_no") == 0))
+        rest = ~pl.col("is_entry") & ~pl.col("blank")
+        orphans = frame.filter(rest & (pl.col("entry_no") == 0))
         if orphans.height:
-            warnings += bad_line_warnings(ctx.source, orphans, "text before the first timestamped entry")
-        continuation = frame.filter(~pl.col("is_entry") & ~pl.col("blank") & (pl.col("entry_no") > 0))
-        blank = int(frame["blank"].sum())
+            warnings += bad_line_warnings(ctx.source, orphans, "text before the first entry" if untimed
+                                          else "text before the first timestamped entry")
+        after = frame.filter(rest & (pl.col("entry_no") > 0))
+        damaged_mask = _damaged(after["raw"])
+        damaged = after.filter(damaged_mask)
+        continuation = after.filter(~damaged_mask)
+        if damaged.height:
+            warnings += bad_line_warnings(
+                ctx.source, damaged, "not an entry and not a continuation line (control characters or "
+                "a cut-off timestamp); skipped")
 
-        entries = self._timestamps(frame.filter(pl.col("is_entry")), heads, ctx, warnings)
-        bad_ts = entries.filter(pl.col("ts").is_null())
-        if bad_ts.height:
-            warnings += bad_line_warnings(ctx.source, bad_ts, "timestamp is not a valid date/time")
-        entries = entries.filter(pl.col("ts").is_not_null())
+        entries = frame.filter(pl.col("is_entry"))
+        if untimed:
+            entries = entries.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias("ts"))
+            warnings.append(f"{ctx.source}: no timestamps in this file (the rendering of KB Q245787); "
+                            "its events have no time (ts null)")
+            bad_ts = entries.clear()
+        else:
+            entries = self._timestamps(entries, heads, ctx, warnings)
+            bad_ts = entries.filter(pl.col("ts").is_null())
+            if bad_ts.height:
+                warnings += bad_line_warnings(ctx.source, bad_ts, "timestamp is not a valid date/time")
+            entries = entries.filter(pl.col("ts").is_not_null())
 
         if continuation.height:
             extra = continuation.group_by("entry_no").agg(
@@ -106,12 +156,19 @@ class Ims55ProtocolReader:
             entries = entries.with_columns(pl.lit(None, pl.String).alias("continued"))
 
         events = self._events(entries, ctx)
+        blank = frame.filter(pl.col("blank"))
+        skipped = (orphans, damaged, bad_ts)
+        if frame.height == total:  # one piece per line
+            n_skipped = sum(f.height for f in skipped)
+            n_continuation, n_blank = continuation.height, blank.height
+        else:  # a merged line counts once, by its most telling piece
+            n_skipped, n_continuation, n_blank = _count_lines(entries, continuation, skipped, blank)
         return ReadResult(
             events=conform(events),
             lines=total,
-            skipped=orphans.height + bad_ts.height,
-            continuation=continuation.height,
-            blank=blank,
+            skipped=n_skipped,
+            continuation=n_continuation,
+            blank=n_blank,
             warnings=warnings,
         )
 
@@ -121,12 +178,10 @@ class Ims55ProtocolReader:
         returned frame of distinct heads with their timestamp fields) or, on lines the fast path
         does not cover, the timestamp fields themselves."""
         raw = frame["raw"]
-        parts = raw.str.splitn(_SEP, 2).struct.unnest()
-        frame = frame.with_columns(
-            parts["field_0"].alias("head"),
-            parts["field_1"].alias("rest"),
-            (pl.col("raw").str.strip_chars() == "").alias("blank"),
-        )
+        if "rest" not in frame.columns:  # else already split (see _split_merged)
+            parts = raw.str.splitn(_SEP, 2).struct.unnest()
+            frame = frame.with_columns(parts["field_0"].alias("head"), parts["field_1"].alias("rest"))
+        frame = frame.with_columns((pl.col("raw").str.strip_chars() == "").alias("blank"))
         # ``.`` stops at a line feed, so a line holding one is never an entry: the slow path decides.
         candidate = pl.col("rest").is_not_null() & ~pl.col("raw").str.contains("\n", literal=True)
         frame = frame.with_columns(candidate.alias("candidate"))
@@ -218,6 +273,9 @@ class Ims55ProtocolReader:
         is_auth = word == "AUTH"
         auth_mech = _masked(payload, is_auth, lambda s: s.str.extract(AUTH_MECHANISM, 1).str.to_uppercase())
         auth_initial = _masked(payload, is_auth, lambda s: s.str.extract(AUTH_INITIAL, 1))
+        # A parsed-command shape (ends message data whose reply was not logged): only words it allows.
+        cmd_line = _masked(payload, word.is_in(_COMMAND_WORDS),
+                           lambda s: s.str.contains(anchored(grammar.COMMAND_LINE))).fill_null(False)
         env = _envelope_groups(payload)
         path = pl.DataFrame(env).select(pl.coalesce(
             pl.col("path"), pl.col("bare_path").str.strip_prefix("<").str.strip_suffix(">"))).to_series()
@@ -230,6 +288,7 @@ class Ims55ProtocolReader:
             (payload.str.strip_chars() != "").alias("nonblank"),
             word.alias("word"),
             word_event.alias("word_event"),
+            cmd_line.alias("cmd_line"),
             helo_arg.alias("helo_arg"),
             auth_mech.alias("mech"),
             auth_initial.alias("initial"),
@@ -288,11 +347,29 @@ class Ims55ProtocolReader:
             pl.coalesce(pl.col("conn_dir").gather(pl.col("_start")),
                         pl.when(first_cmd <= pl.col("_end")).then(pl.col("cmd_dir").gather(first_cmd)))
             .alias("direction"),
-            _previous(_fill_forward(pl.col("code"))).alias("prev_reply"),
         )
 
+        # Message data: from a 354 reply of the server to its next reply, a "." line or a parsed
+        # command; those rows are message text (notes), never commands or replies.
+        arrow, direction = pl.col("arrow"), pl.col("direction")
+        server_reply = is_reply & (arrow.is_null() | direction.is_null()
+                                   | ((direction == "in") & (arrow == ">>>"))
+                                   | ((direction == "out") & (arrow == "<<<")))
+        ends = server_reply | is_connect | (~pl.col("is_io") & pl.col("cmd_line"))
+        mark = (pl.when(server_reply & (pl.col("code") == 354)).then(pl.lit(1, pl.Int8))
+                .when(ends | (pl.col("payload").str.strip_chars() == ".")).then(pl.lit(0, pl.Int8)))
+        df = df.with_columns(
+            ((_previous(_fill_forward(mark)).fill_null(0) == 1) & ~ends).alias("in_data"))
+        in_data = pl.col("in_data")
+        df = df.with_columns(
+            (is_reply & ~in_data).alias("is_reply"),
+            pl.when(in_data).then(None).otherwise(pl.col("code")).alias("code"),
+            pl.when(in_data).then(None).otherwise(pl.col("reply_text")).alias("reply_text"),
+        )
+        df = df.with_columns(_previous(_fill_forward(pl.col("code"))).alias("prev_reply"))
+
         # Commands (verb, event), as in smtp_columns.command_columns.
-        is_command = ~is_reply & pl.col("nonblank")
+        is_command = ~is_reply & pl.col("nonblank") & ~in_data
         in_auth = is_command & (pl.col("prev_reply") == 334)
         df = df.with_columns(
             pl.when(in_auth).then(None).when(is_command).then(pl.col("word")).otherwise(None).alias("verb"),
@@ -323,7 +400,7 @@ class Ims55ProtocolReader:
             pl.when(pl.col("helo") == "\x00").then(None).otherwise(pl.col("helo")).alias("helo"),
             pl.when(is_connect).then(pl.lit("connect"))
             .when(is_reply).then(pl.lit("reply"))
-            .when(~pl.col("nonblank")).then(pl.lit("note"))
+            .when(~pl.col("nonblank") | in_data).then(pl.lit("note"))
             .when(pl.col("arrow").is_null() & pl.col("smtp_event").is_null()).then(pl.lit("note"))
             .otherwise(pl.col("smtp_event").fill_null("command")).alias("event"),
         )
@@ -384,6 +461,116 @@ class Ims55ProtocolReader:
         users = {key: auth_user(*key) for key in rows.unique().iter_rows()}
         found = pl.Series([users[key] for key in rows.iter_rows()], dtype=pl.String)
         return df.with_columns(_scatter(df.height, at, found).alias("auth_user"))
+
+
+def _quoted_mode(head: list[str]) -> bool:
+    """Whether these lines are the CSV-quoted rendering: more quoted entries than plain ones."""
+    quoted = 0
+    for text in head:
+        if text.startswith('"') and grammar.quoted_open.matches(text, parse_all=True):
+            inner = grammar.quoted_open.parse_string(text, parse_all=True)["inner"].replace('""', '"')
+            quoted += grammar.entry.matches(inner, parse_all=True) or grammar.untimed.matches(inner, parse_all=True)
+    return quoted > 0 and quoted > sum(1 for text in head if grammar.entry.matches(text, parse_all=True))
+
+
+def _unquote(frame: pl.DataFrame, ctx: ReadContext, warnings: list[str]) -> pl.DataFrame:
+    """The CSV-quoted rendering (KB Q239816) unquoted exactly (:func:`grammars.ims55_protocol.unquote_lines`),
+    when quoted entries outnumber plain ones; other files are returned as they are."""
+    raw = frame["raw"]
+    opens = raw.str.starts_with('"')
+    if not opens.any():
+        return frame
+    inner = raw.filter(opens).str.extract(anchored(grammar.QUOTED_OPEN), 1).str.replace_all('""', '"', literal=True)
+    quoted = int((inner.str.contains(anchored(grammar.ENTRY)) | inner.str.contains(anchored(grammar.UNTIMED))).sum())
+    if not quoted or quoted <= int(raw.str.contains(anchored(grammar.ENTRY)).sum()):
+        return frame
+    first, more = re.compile(grammar.QUOTED_OPEN), re.compile(grammar.QUOTED_MORE)
+    out: list[str | None] = []
+    inside = False
+    for text in raw.to_list():
+        if text is None or "\n" in text or (not inside and not text.startswith('"')):
+            out.append(text)
+            inside = False if text is None or "\n" in text else inside
+            continue
+        m = (more if inside else first).fullmatch(text)
+        if m is None:
+            out.append(text)
+            inside = False
+            continue
+        out.append(m["inner"].replace('""', '"'))
+        inside = m["close"] is None
+    warnings.append(f"{ctx.source}: lines are wrapped in CSV quotes (the rendering of KB Q239816); "
+                    "read without the quoting")
+    return frame.with_columns(pl.Series("raw", out, dtype=pl.String))
+
+
+#: Python form of the cut points of :func:`grammars.ims55_protocol.split_merged`.
+_MERGE_CUT = re.compile("(?<=[^0-9])(?=" + grammar.STAMP_SEP + ")")
+
+
+#: A head (the text before a line's first `` : ``) that ends in a merged entry's timestamp.
+_MERGED_HEAD = "[^0-9]" + grammar.STAMP + "$"
+
+
+def _split_merged(frame: pl.DataFrame, ctx: ReadContext, warnings: list[str]) -> pl.DataFrame:
+    """A line holding several entries (KB Q159290) becomes one row per entry, each with the line's
+    number (:func:`grammars.ims55_protocol.split_merged`), with a warning naming the line.
+
+    Speed: the :data:`~grammars.ims55_protocol.EMBEDDED` pattern runs only on lines where it can
+    match. Its `` : `` is either the line's first one, so the head before it ends in ``non-digit +
+    timestamp`` (tested once per distinct head), or a later one, which starts at least three
+    characters after the first (one starting inside `` : : `` follows a ``:``, and no timestamp ends
+    in ``:``), so the rest after the first separator holds `` : ``. When nothing is split, the
+    ``head``/``rest`` columns of that first split are kept for :meth:`Ims55ProtocolReader._entries`.
+    """
+    raw = frame["raw"]
+    parts = raw.str.splitn(_SEP, 2).struct.unnest()
+    head, rest = parts["field_0"], parts["field_1"]
+    maybe = rest.str.contains(_SEP, literal=True).fill_null(False)
+    heads = head.filter(rest.is_not_null()).unique()
+    heads = heads.filter(heads.str.contains(_MERGED_HEAD))
+    if heads.len():
+        maybe = maybe | (rest.is_not_null() & head.is_in(heads.implode()))
+    at = maybe.arg_true()
+    at = at.filter(raw.gather(at).str.contains(grammar.EMBEDDED))
+    if not at.len():
+        return frame.with_columns(head.alias("head"), rest.alias("rest"))
+    merged = frame[at]
+    numbers: list[int] = []
+    pieces: list[str] = []
+    for number, text in merged.iter_rows():
+        bounds = [0, *(m.start() for m in _MERGE_CUT.finditer(text)), len(text)]
+        for a, b in itertools.pairwise(bounds):
+            numbers.append(number)
+            pieces.append(text[a:b])
+    warnings += bad_line_warnings(ctx.source, merged, "entries merged on one line (the IMS 1024-byte "
+                                  "buffer, KB Q159290); read as separate entries")
+    split = pl.DataFrame({"line": numbers, "raw": pieces}, schema=frame.schema)
+    keep = frame.filter(~frame["line"].is_in(merged["line"].implode()))
+    return pl.concat([keep, split]).sort("line", maintain_order=True)
+
+
+def _untimed_entries(frame: pl.DataFrame) -> pl.DataFrame:
+    """Entries of the rendering without timestamps (KB Q245787), for a file with no timestamped entry."""
+    body = _masked(frame["raw"], ~frame["blank"], lambda s: s.str.extract(anchored(grammar.UNTIMED), 1))
+    return frame.with_columns(body.alias("body"), body.is_not_null().alias("is_entry"))
+
+
+def _damaged(raw: pl.Series) -> pl.Series:
+    """Lines that cannot continue an entry (:func:`grammars.ims55_protocol.is_continuation`)."""
+    return raw.str.contains(grammar.CONTROL_CHAR) | raw.str.contains(anchored(grammar.BROKEN_STAMP))
+
+
+def _count_lines(events: pl.DataFrame, continuation: pl.DataFrame, skipped: tuple[pl.DataFrame, ...],
+                 blank: pl.DataFrame) -> tuple[int, int, int]:
+    """(skipped, continuation, blank) physical lines when some lines hold several pieces: each line
+    counts once, as an event's line first, then as continuation, skipped, blank."""
+    ranked = pl.concat([
+        f.select("line", pl.lit(rank, pl.Int8).alias("rank"))
+        for rank, f in ((0, events), (1, continuation), *((2, f) for f in skipped), (3, blank))
+    ])
+    best = ranked.group_by("line").agg(pl.col("rank").min())["rank"]
+    return int((best == 2).sum()), int((best == 1).sum()), int((best == 3).sum())
 
 
 def _scatter(n: int, at: pl.Series, values: pl.Series) -> pl.Series:
