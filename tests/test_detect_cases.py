@@ -232,3 +232,17 @@ def test_queued_or_rescheduled_is_not_relayed(tmp_path):
           + track(msg, 1010, "2000.6.15 4:50:01", ["q@juno.com"], partner="smtp.relay-isp.net")
           + track(msg, 1011, "2000.6.15 5:20:00", ["q@juno.com"], partner="smtp.relay-isp.net"))
     assert verdicts(scan([tmp_path], SITE)) == {rcpt: ("imcea-quoted", "relayed", "critical")}
+
+
+def test_exchange_40_gateway_records_count_like_1012_and_1011(tmp_path):
+    """Exchange 4.0's IMC logged internet mail in as 1004 and out as 1003 (research note §2.4)."""
+    msg = "c=US;a= ;p=Acme;l=EXCH01-970303120001Z-1"
+    write(tmp_path, "Tracking.log/19970303.log",
+          track(msg, 1004, "1997.3.3 12:0:1", ["victim50@compuserve.com"], partner="mail.spammer.example")
+          + track(msg, 1003, "1997.3.3 12:0:30", ["victim50@compuserve.com"], partner="smtp.relay-isp.net"))
+    assert verdicts(scan([tmp_path], SITE)) == {"victim50@compuserve.com": ("plain", "relayed", "high")}
+    # 1004 from a non-internet gateway (an MS Mail post office) is no SMTP arrival.
+    write(tmp_path, "Tracking.log/19970303.log",
+          track(msg, 1004, "1997.3.3 12:0:1", ["victim50@compuserve.com"], partner="MSMAIL PO1")
+          + track(msg, 1003, "1997.3.3 12:0:30", ["victim50@compuserve.com"], partner="smtp.relay-isp.net"))
+    assert verdicts(scan([tmp_path], SITE)) == {}

@@ -158,7 +158,7 @@ def test_discarded_rcpt() -> None:
 def test_arrival_local_legacy_id() -> None:
     line = "2009-07-25 09:00:09 1MUhnF-0000JZ-OX <= root@core2duo U=root P=local S=620"
     assert one(line, *COLS, "size") == (
-        utc("2009-07-25 09:00:09"), "received", "in", "1MUhnF-0000JZ-OX", "root@core2duo", None, None, None,
+        utc("2009-07-25 09:00:09"), "received", "local", "1MUhnF-0000JZ-OX", "root@core2duo", None, None, None,
         None, None, None, None, None, 620)
 
 

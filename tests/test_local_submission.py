@@ -73,3 +73,35 @@ def test_exchange_2007_storedriver_submission_is_local(tmp_path):
     ])
     result = scan_text(tmp_path, "EXCH07/MessageTracking/MSGTRK20090302-1.LOG", text)
     assert findings(result) == []
+
+
+def test_exim_arrival_without_a_sending_host_is_local_submission(tmp_path):
+    log = (
+        "2007-02-01 10:00:00 1HCk00-0000aa-AA <= www-data@exl.initech.example U=www-data P=local S=900\n"
+        "2007-02-01 10:00:01 1HCk00-0000aa-AA => customer@shopper.example R=dnslookup T=remote_smtp "
+        "H=mx.shopper.example [198.51.100.90]\n"
+        "2007-02-01 10:00:01 1HCk00-0000aa-AA Completed\n"
+        "2007-02-01 10:01:00 1HCk01-0000ab-AB <= cron@exl.initech.example U=root P=local-esmtp S=500\n"
+        "2007-02-01 10:01:01 1HCk01-0000ab-AB => ops@remote.example R=dnslookup T=remote_smtp "
+        "H=mx.remote.example [198.51.100.91]\n"
+        "2007-02-01 10:02:00 1HCk02-0000ac-AC <= spam@bad.example H=(x) [203.0.113.9] P=esmtp S=500\n"
+        "2007-02-01 10:02:01 1HCk02-0000ac-AC => victim@remote.example R=dnslookup T=remote_smtp "
+        "H=mx.remote.example [198.51.100.91]\n")
+    result = scan_text(tmp_path, "exl/var/log/exim4/mainlog", log)
+    assert findings(result) == [("victim@remote.example", "relayed", "high")]
+
+
+def test_sendmail_local_user_submission_is_local(tmp_path):
+    log = (
+        "Feb  1 10:00:00 sml sendmail[700]: l11900aa000700: from=www-data, size=700, class=0, nrcpts=1, "
+        "msgid=<200702010900.l11900aa000700@sml.initech.example>, relay=www-data@localhost\n"
+        "Feb  1 10:00:01 sml sendmail[700]: l11900aa000700: to=customer@shopper.example, ctladdr=www-data (33/33), "
+        "delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=30700, relay=mx.shopper.example. [198.51.100.90], "
+        "dsn=2.0.0, stat=Sent (ok)\n"
+        "Feb  1 10:05:00 sml sendmail[710]: l11950aa000710: from=<spam@bad.example>, size=700, class=0, nrcpts=1, "
+        "msgid=<x@bad.example>, proto=SMTP, daemon=MTA, relay=bad.example [203.0.113.9]\n"
+        "Feb  1 10:05:01 sml sendmail[711]: l11950aa000710: to=<victim@remote.example>, delay=00:00:01, "
+        "xdelay=00:00:01, mailer=esmtp, pri=30700, relay=mx.remote.example. [198.51.100.91], dsn=2.0.0, "
+        "stat=Sent (ok)\n")
+    result = scan_text(tmp_path, "sml/var/log/maillog", log)
+    assert findings(result) == [("victim@remote.example", "relayed", "high")]

@@ -102,7 +102,7 @@ def test_solaris_message_id_and_local_submission(tmp_path):
     assert row["client_ip"] is None
     assert row["size"] == 2651
     assert row["server"] == "rt"
-    assert row["direction"] == "in"
+    assert row["direction"] == "local"  # relay=nobody@localhost: submitted on the server itself
     assert row["ts"] == utc("2009-07-11 20:37:58")
     assert row["session"].endswith("maillog#rt#9156")
     assert row["text"].startswith("n6BKbwgB009156: from=nobody, size=2651")

@@ -1,7 +1,7 @@
 """Findings: one row per suspicious inbound recipient, with its verdict, severity and evidence.
 
 Inbound recipients are protocol-log and reject-line ``RCPT`` rows, tracking-log "received
-inbound" records (1012) that no protocol-log RCPT covers, and MTA deliveries linked by queue id to
+inbound" records (1012; Exchange 4.0's 1004 from an internet host) that no protocol-log RCPT covers, and MTA deliveries linked by queue id to
 the client that submitted the message. Each is classified by relay form, checked for
 authentication and trust, and matched against outbound evidence: for MTA logs, a delivery ``sent``
 to another host for the same queue id; otherwise tracking events 1011 (or 1002/1003; 1014/1010 are cited only)
@@ -30,6 +30,9 @@ OUTBOUND_TRACKING_EVENTS = (1014, 1010, 1011, 1002, 1003)
 #: Of those, the ones that show the message left (1014 rerouted and 1010 queued do not).
 TRANSFER_OUT_EVENTS = (1011, 1002, 1003)
 INBOUND_TRACKING_EVENTS = (1012,)
+#: Exchange 4.0 logged IMC traffic in as 1004 (gateway transfer in; research note §2.4). 1004 also
+#: covers other gateways (MS Mail, cc:Mail), so it counts only from a partner that is an internet host.
+GATEWAY_IN_EVENT = 1004
 MATCH_BEFORE = pl.duration(minutes=5)
 MATCH_AFTER = pl.duration(hours=48)
 COVER_WINDOW = pl.duration(minutes=10)
@@ -109,7 +112,9 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
         pl.lit(False).alias("local_submit"),
     )
 
-    tracking = events.filter(pl.col("event_id").is_in(INBOUND_TRACKING_EVENTS)
+    internet_partner = pl.col("relay_host").str.contains(r"^\[?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\]?$").fill_null(False)
+    tracking = events.filter((pl.col("event_id").is_in(INBOUND_TRACKING_EVENTS)
+                              | ((pl.col("event_id") == GATEWAY_IN_EVENT) & internet_partner))
                              & (pl.col("event") == "tracking") & pl.col("recipient").is_not_null())
     if tracking.height and proto.height:
         covered = (

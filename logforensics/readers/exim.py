@@ -407,10 +407,16 @@ class EximReader:
         ip = bare_ip(ip_or_null(pl.coalesce(pl.col("host_ip"),
                                             pl.when(kind == "failure").then(pl.col("error_host_ip")))))
         remote = ip.is_not_null() & ~ip.str.contains(_LOOPBACK).fill_null(False)
+        # An arrival with no sending host (no ``H=``; ``P=local``, ``local-esmtp``...) was submitted on
+        # the server itself (a local user or process): direction local, like a delivery kept here.
+        local_arrival = ((kind == "arrival") & ip.is_null()
+                         & (pl.col("host_name").is_null()
+                            | pl.col("proto").str.starts_with("local").fill_null(False)))
         direction = (
             pl.when(kind.is_in(["delivery", "failure"])).then(
                 pl.when((flag != "*>") & remote).then(pl.lit("out")).otherwise(pl.lit("local")))
             .when(kind == "other").then(None)
+            .when(local_arrival).then(pl.lit("local"))
             .otherwise(pl.lit("in"))
         )
         is_delivery = kind.is_in(["delivery", "failure"])

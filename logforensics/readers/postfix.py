@@ -38,7 +38,14 @@ from grammars import smtp as smtp_grammar
 from grammars import syslog as syslog_grammar
 from grammars.common import anchored
 from logforensics.readers.base import ReadContext, ReadResult, bad_line_warnings
-from logforensics.readers.syslog import first_dated_month, last_dated_month, split_syslog, syslog_times
+from logforensics.readers.syslog import (
+    adopt_bare_tags,
+    canonical_hosts,
+    first_dated_month,
+    last_dated_month,
+    split_syslog,
+    syslog_times,
+)
 from logforensics.schema import conform
 
 #: SMTP command in an action line -> event.
@@ -380,14 +387,15 @@ class PostfixReader:
         return 0.55 + 0.4 * postfix / tagged
 
     def read(self, lines: pl.Series, ctx: ReadContext) -> ReadResult:
-        frame = self._headerless_tags(split_syslog(lines))
+        frame, bare_warning = adopt_bare_tags(self._headerless_tags(split_syslog(lines)), ctx.source)
         total = frame.height
         zone = ctx.site.timezone or "UTC"
         frame = self._repeated_stamps(frame)
+        frame = frame.with_columns(canonical_hosts(frame["host"], ctx.server))
         ts, ts_warning = syslog_times(frame, zone, ctx.year_hint)
         frame = frame.with_columns(ts.alias("ts"))
 
-        warnings: list[str] = []
+        warnings: list[str] = [] if bare_warning is None else [bare_warning]
         if ts_warning is not None:
             warnings.append(f"{ctx.source}: {ts_warning}")
         # A tagged line is not blank (its tag holds a letter; an RFC 5424 line starts with ``<``), so

@@ -274,7 +274,9 @@ class SendmailReader:
             *common,
             pl.when(nrcpts > 0).then(pl.lit("received")).otherwise(pl.lit("mail")).alias("event"),
             pl.when(nrcpts > 0).then(None).otherwise(pl.lit("MAIL")).alias("verb"),
-            pl.lit("in").alias("direction"),
+            # ``relay=user@host`` without an address: a local user submitted it on the server itself.
+            pl.when(pl.col("from.local_host").is_not_null() & pl.col("from.client_ip").is_null())
+            .then(pl.lit("local")).otherwise(pl.lit("in")).alias("direction"),
             _strip_brackets(pl.col("from.sender")).alias("sender"),
             pl.col("from.size").cast(pl.Int64, strict=False).alias("size"),
             pl.coalesce(pl.col("from.client_host"), pl.col("from.local_host")).alias("client_host"),
