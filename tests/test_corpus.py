@@ -115,7 +115,9 @@ def test_exim_corpus_screened_findings_equal_the_full_assessment(monkeypatch):
     events = ingest([CORPUS / "exim"], site, year=2010).events
     texts = lambda path, lines: [None] * len(lines)  # noqa: E731
     first = build_findings_by_server(events, site, {}, texts)
-    assert first.height > 400  # most of its arrivals are local submissions (U=CALLER P=local-smtp): trusted
+    # Most of its arrivals are local submissions (U=CALLER P=local-smtp: trusted), and many messages pass
+    # through loopback (C="250 OK id=..." to 127.0.0.1: followed as one message), so ~200 remain.
+    assert first.height > 150
     assert first.equals(build_findings_by_server(events, site, {}, texts))
     full = findings_module._assess
     monkeypatch.setattr(findings_module, "_assess",

@@ -229,3 +229,34 @@ def test_reject_warning_and_warn_lines_are_no_recipient_of_their_own(tmp_path):
     assert sorted(result.findings.select("recipient", "verdict").rows()) == [
         ("v@remote.example", "relayed"), ("w@remote.example", "relayed")]
     assert result.findings["probe"].to_list() == [None, None]  # a one-letter HELO alone is no probe
+
+
+HANDOFF = """\
+Dec 31 09:15:01 pfx1 postfix/smtpd[6230]: 6A7B81DC20: client=unknown[203.0.113.150]
+Dec 31 09:15:01 pfx1 postfix/qmgr[815]: 6A7B81DC20: from=<casino@casino.example>, size=2048, nrcpt=1 (queue active)
+Dec 31 09:15:02 pfx1 postfix/smtp[6234]: 6A7B81DC20: to=<player@games.example>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.6, delays=0.1/0/0/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok, id=01234-02, from MTA([127.0.0.1]:10025): 250 2.0.0 Ok: queued as 7B8C91DC21)
+Dec 31 09:15:02 pfx1 postfix/smtpd[6236]: 7B8C91DC21: client=localhost[127.0.0.1]{orig}
+Dec 31 09:15:02 pfx1 postfix/qmgr[815]: 7B8C91DC21: from=<casino@casino.example>, size=2510, nrcpt=1 (queue active)
+Dec 31 09:15:04 pfx1 postfix/smtp[6238]: 7B8C91DC21: to=<player@games.example>, relay=mx.games.example[198.51.100.130]:25, delay=2, delays=0/0/1/1, dsn=2.0.0, status=sent (250 OK id=1GzXXX-0001aB-00)
+Dec 31 09:20:01 pfx1 postfix/pickup[900]: 8C9D0E1F2A: uid=33 from=<www-data>
+Dec 31 09:20:02 pfx1 postfix/smtp[6234]: 8C9D0E1F2A: to=<buyer@shop.example>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.6, delays=0.1/0/0/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok, id=01234-03, from MTA([127.0.0.1]:10025): 250 2.0.0 Ok: queued as 9D0E1F2A3B)
+Dec 31 09:20:02 pfx1 postfix/smtpd[6236]: 9D0E1F2A3B: client=localhost[127.0.0.1]
+Dec 31 09:20:04 pfx1 postfix/smtp[6238]: 9D0E1F2A3B: to=<buyer@shop.example>, relay=mx.shop.example[198.51.100.131]:25, delay=2, delays=0/0/1/1, dsn=2.0.0, status=sent (250 OK)
+"""
+
+
+def test_content_filter_handoff_continues_the_original_message(tmp_path):
+    """A message passed through a content filter (amavis) and re-injected from loopback is one
+    message: the original client's relay is 'relayed' once, citing both queue ids' lines; a local
+    submission passed the same way stays quiet."""
+    from logforensics.scan import scan
+
+    for orig in (", orig_client=unknown[203.0.113.150]", ""):  # with and without orig_client=
+        root = tmp_path / f"case{len(orig)}"
+        log = root / "pfx1" / "var" / "log" / "mail.log"
+        log.parent.mkdir(parents=True)
+        log.write_text(HANDOFF.replace("{orig}", orig))
+        result = scan([root], SITE, year=2006)
+        rows = result.findings.select("recipient", "verdict", "client_ip").rows()
+        assert rows == [("player@games.example", "relayed", "203.0.113.150")], orig
+        assert [e["line"] for e in result.findings["evidence"][0]] == [1, 2, 3, 6]

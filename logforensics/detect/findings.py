@@ -344,7 +344,8 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
 
     arrivals = keyed("received", _ARRIVAL_COLUMNS).sort("ts", "source", "line")
     deliveries = keyed("deliver", ["ts", "source", "line", "server", "direction", "status", "orig_recipient",
-                                   "recipient"], pl.col("ts").is_not_null())
+                                   "recipient", "reply_text"], pl.col("ts").is_not_null())
+    arrivals, deliveries = _follow_handoffs(arrivals, deliveries)
     empty = pl.DataFrame(schema={
         "source": pl.String, "line": pl.Int64, "ts": UTC_TS, "format": pl.String, "server": pl.String,
         "session": pl.String, "client_host": pl.String, "client_ip": pl.String, "helo": pl.String,
@@ -468,6 +469,54 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
             .alias("linked"),
             pl.lit(False).alias("delivered_out"))], how="vertical_relaxed")
     return pl.concat([empty, queue], how="vertical_relaxed")
+
+
+#: The new queue id a content filter or another MTA instance on this host gave a message handed to it
+#: (Postfix ``queued as QID``; Exim ``id=1AbCdE-000123-Ab`` in the confirmation).
+HANDOFF_ID = r"queued as ([0-9A-Za-z]+)|\bid=([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4})\b"
+#: A re-injected message arrives this soon after its hand-off.
+HANDOFF_WINDOW = timedelta(minutes=10)
+#: Hand-offs followed one after another (MTA -> filter -> MTA -> ...).
+HANDOFF_HOPS = 3
+
+
+def _follow_handoffs(arrivals: pl.DataFrame, deliveries: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Messages passed through a content filter or a second MTA instance on the server (a delivery
+    ``sent`` to loopback whose answer names the new queue id, then an arrival of that id from
+    loopback within :data:`HANDOFF_WINDOW`) continue as the original message: the re-injection
+    arrival is dropped and the deliveries linked to it count for the original message (the real
+    client, its trust, its recipients). Otherwise the filter's re-injection, from a trusted loopback
+    client, would hide the relay and leave the original "accepted"."""
+    if deliveries.is_empty() or arrivals.is_empty():
+        return arrivals, deliveries
+    by = ["_server", "message"]
+    arrivals = arrivals.with_row_index("_arr")
+    for _ in range(HANDOFF_HOPS):
+        handoffs = (deliveries.filter((pl.col("direction") == "local") & (pl.col("status") == "sent"))
+                    .select("_server", pl.col("message").alias("orig"), pl.col("ts").alias("h_ts"),
+                            pl.coalesce(pl.col("reply_text").str.extract(HANDOFF_ID, 1),
+                                        pl.col("reply_text").str.extract(HANDOFF_ID, 2)).alias("message"))
+                    .drop_nulls("message").filter(pl.col("message") != pl.col("orig")))
+        if handoffs.is_empty():
+            break
+        reinjected = (arrivals.select("_arr", *by, "ts").join(handoffs, on=by)
+                      .filter((pl.col("ts") >= pl.col("h_ts") - pl.duration(minutes=1))
+                              & (pl.col("ts") <= pl.col("h_ts") + HANDOFF_WINDOW))
+                      .sort("_arr", "h_ts").unique("_arr", keep="last", maintain_order=True)
+                      .select("_arr", "orig"))
+        if reinjected.is_empty():
+            break
+        # Each delivery's arrival (the latest of its id at or before it), as queue_recipients links it.
+        order = deliveries.with_row_index("_d").sort("ts")
+        linked = order.join_asof(
+            arrivals.select(*by, pl.col("ts").alias("a_ts"), "_arr").sort("a_ts"), left_on="ts", right_on="a_ts",
+            by=by, strategy="backward", tolerance=QUEUE_LIFETIME, check_sortedness=False)
+        moved = linked.join(reinjected, on="_arr").select("_d", "orig")
+        deliveries = (deliveries.with_row_index("_d").join(moved, on="_d", how="left", maintain_order="left")
+                      .with_columns(pl.coalesce(pl.col("orig"), pl.col("message")).alias("message"))
+                      .drop("_d", "orig"))
+        arrivals = arrivals.join(reinjected, on="_arr", how="anti", maintain_order="left")
+    return arrivals.drop("_arr"), deliveries
 
 
 def _as_listed(linked: pl.DataFrame, arrivals: pl.DataFrame,
