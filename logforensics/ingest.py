@@ -147,9 +147,9 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
     report.events = result.events.height
     report.skipped_lines = result.skipped
     report.warnings += result.warnings
-    if fmt == "ims55-protocol" and site.timezone is None:
-        report.warnings.append(f"{source.path}: no time zone known; local times read as UTC "
-                               "(set timezone in the site profile)")
+    if result.wall_clock and site.timezone is None:
+        report.warnings.append(f"{source.path}: no time zone known; local times read as UTC (set timezone in "
+                               f"the site profile); {result.wall_clock} line(s) affected")
     return result.events, report, lines
 
 

@@ -144,8 +144,8 @@ NATIVE = ("203.0.113.60, iis.example, 10/9/06, 9:00:02, SMTPSVC1, MAIL04, 192.16
 def test_iis_format_warns_without_time_zone(tmp_path):
     res = read_log(tmp_path, NATIVE, name="in061009.log", site=SiteProfile())
     src = str(tmp_path / "in061009.log")
-    assert f"{src}: no time zone known; local times read as UTC (set timezone in the site profile)" in \
-        res.inputs[0].warnings
+    assert f"{src}: no time zone known; local times read as UTC (set timezone in the site profile); " \
+        "1 line(s) affected" in res.inputs[0].warnings
     assert rows(res, "ts") == [(utc("2006-10-09 09:00:02"),)]
     zoned = read_log(tmp_path / "z", NATIVE, name="in061009.log", site=SiteProfile(timezone="America/New_York"))
     assert not any("time zone" in w for w in zoned.inputs[0].warnings)

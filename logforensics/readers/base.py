@@ -44,6 +44,9 @@ class ReadResult:
     first_month: tuple[int, int] | None = None
     #: (year, month) of the last dated line in local time (batch checks its provisional years with it).
     last_month: tuple[int, int] | None = None
+    #: Lines whose time was read as wall-clock time in the site's zone (no zone or offset of their own):
+    #: with no zone known they are read as UTC, which ingest warns about.
+    wall_clock: int = 0
 
 
 class Reader(Protocol):

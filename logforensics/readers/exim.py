@@ -44,6 +44,7 @@ from logforensics.readers.syslog import (
     last_dated_month,
     split_syslog,
     syslog_times,
+    wall_clock_stamps,
 )
 from logforensics.schema import UTC_DATETIME, conform
 from logforensics.timeconv import wall_clock_to_utc
@@ -209,6 +210,9 @@ class EximReader:
             warnings=warnings,
             first_month=first_dated_month(parsed, parsed["ts"], zone) if parsed.height else None,
             last_month=last_dated_month(parsed["ts"], zone) if parsed.height else None,
+            # Exim's own stamps without a logged +zone, and syslog stamps without an offset.
+            wall_clock=int(parsed.select((~pl.col("exim_syslog") & pl.col("zone").is_null()).sum()).item())
+            + wall_clock_stamps(stamps),
         )
 
     @staticmethod

@@ -170,6 +170,7 @@ class Ims55ProtocolReader:
             continuation=n_continuation,
             blank=n_blank,
             warnings=warnings,
+            wall_clock=int(events["ts"].is_not_null().sum()),
         )
 
     @staticmethod

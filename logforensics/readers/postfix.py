@@ -45,6 +45,7 @@ from logforensics.readers.syslog import (
     last_dated_month,
     split_syslog,
     syslog_times,
+    wall_clock_stamps,
 )
 from logforensics.schema import conform
 
@@ -438,6 +439,7 @@ class PostfixReader:
             warnings=warnings,
             first_month=first_dated_month(frame, ts, zone),
             last_month=last_dated_month(ts, zone),
+            wall_clock=wall_clock_stamps(frame),
         )
 
     @staticmethod

@@ -47,6 +47,7 @@ from logforensics.readers.syslog import (
     last_dated_month,
     split_syslog,
     syslog_times,
+    wall_clock_stamps,
 )
 from logforensics.schema import EVENT_SCHEMA, conform
 
@@ -204,6 +205,7 @@ class SendmailReader:
             warnings=warnings,
             first_month=first_dated_month(frame, ts, zone),
             last_month=last_dated_month(ts, zone),
+            wall_clock=wall_clock_stamps(frame),
         )
 
     # -- events ------------------------------------------------------------------------------

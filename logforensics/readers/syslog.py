@@ -256,6 +256,12 @@ def _anchor_year(month: pl.Series, k: pl.Series, hint: YearHint | None, iso_year
                                       f"assumed the last line is from {last_year}")
 
 
+def wall_clock_stamps(frame: pl.DataFrame) -> int:
+    """How many split syslog lines carry a wall-clock stamp (RFC 3164, or RFC 3339 without offset)."""
+    return frame.select((pl.col("mon").is_not_null()
+                         | (pl.col("iso").is_not_null() & pl.col("iso_zone").is_null())).sum()).item()
+
+
 def syslog_times(frame: pl.DataFrame, zone: str, hint: YearHint | None) -> tuple[pl.Series, str | None]:
     """UTC timestamps for split syslog lines (null where a line has no stamp), and a warning if any.
 

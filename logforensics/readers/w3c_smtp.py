@@ -210,9 +210,6 @@ class W3cSmtpReader:
         parts = [self._ncsa_rows(ncsa)] if ncsa.height else []
         if native.height:
             parts.append(self._native_rows(native, ctx.site.zone()))
-            if ctx.site.timezone is None:  # as ingest says for the other local-time formats
-                warnings.append(f"{ctx.source}: no time zone known; local times read as UTC "
-                                "(set timezone in the site profile)")
         fields_by_block = {int(b): grammar.split_fields(v) for b, v in frame.filter(pl.col("is_fields"))
                            .select("block", "value").iter_rows()}
         time_modes: set[str] = set()
@@ -262,6 +259,7 @@ class W3cSmtpReader:
             blank=blank,
             not_mail=directives,
             warnings=warnings,
+            wall_clock=native.height,  # the IIS format's local times (W3C is UTC, NCSA has its offset)
         )
 
     # -- line layouts -> one normal form ----------------------------------------------------------
