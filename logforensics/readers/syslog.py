@@ -50,6 +50,10 @@ MONTH_NUMBER = {name: i for i, name in enumerate(grammar.MONTHS, start=1)}
 ROLLOVER_MONTHS = 6
 
 
+#: ``YearHint.end_source`` of the modification-time anchor.
+MTIME_SOURCE = "file modification time"
+
+
 @dataclass(frozen=True)
 class YearHint:
     """What is known, outside the lines, about the year of a year-less log file."""
@@ -65,7 +69,7 @@ class YearHint:
         if mtime is None:
             return YearHint()
         when = datetime.fromtimestamp(mtime, UTC)
-        return YearHint(end_at=(when.year, when.month), end_source="file modification time")
+        return YearHint(end_at=(when.year, when.month), end_source=MTIME_SOURCE)
 
 
 #: Envelope columns of :func:`split_syslog`, in order (the named groups of ``grammar.LINE``).
@@ -249,7 +253,12 @@ def _anchor_year(month: pl.Series, k: pl.Series, hint: YearHint | None, iso_year
     if hint is not None and hint.end_at is not None:
         end_year, end_month = hint.end_at
         last_year = end_year if last_month <= end_month else end_year - 1
-        return k + (last_year - last_k), None
+        note = None
+        if hint.end_source == MTIME_SOURCE:  # the weakest anchor: say so, copies reset it
+            note = (f"year taken from the file modification time: the last line is assumed to be from "
+                    f"{last_year}; if this file was copied (new modification time), keep its rotation "
+                    "name or pass --year")
+        return k + (last_year - last_k), note
     now = datetime.now(UTC)
     last_year = now.year if last_month <= now.month else now.year - 1
     return k + (last_year - last_k), ("no year known (no --year, no modification time); "
