@@ -83,7 +83,7 @@ def test_receive_session_events_and_relay_denials(tmp_path):
     ev = res.events
     assert set(ev["direction"]) == {"in"} and set(ev["client_ip"]) == {"203.0.113.45"}
     assert set(ev["server"]) == {"EXCH03"} and ev["session"].n_unique() == 1
-    assert ev["session"][0].endswith("RECV2010061500-1.LOG#L6")
+    assert ev["session"][0] == "EXCH03#sid#08CCDA6B3F2E1A04"  # server and id: joins the next file
     first = ev.row(0, named=True)
     assert first["ts"] == utc("2010-06-15 09:00:00")
     assert ev.filter(pl.col("line") == 8)["helo"][0] == "spam.example"
@@ -230,7 +230,7 @@ def test_ipv6_endpoints(tmp_path):
                               local="[::1]:25", remote="[::1]:50123")
     text += row(9, "A2", 0, "+", local="[2001:db8::25]:25", remote="[2001:db8::7]:4433")
     res = read_log(tmp_path, text, name="RECV.LOG")
-    assert set(res.events.filter(pl.col("session").str.ends_with("#L6"))["client_ip"]) == {"::1"}
+    assert set(res.events.filter(pl.col("line") == 6)["client_ip"]) == {"::1"}
     assert res.events.filter(pl.col("line") == 10)["client_ip"].to_list() == ["2001:db8::7"]
     def parts(text: str) -> dict:
         return {k: v for k, v in grammar.endpoint.parse_string(text, parse_all=True).as_dict().items() if v}
@@ -255,13 +255,13 @@ def test_interleaved_sessions_and_a_reused_session_id(tmp_path):
     res = read_log(tmp_path, text, name="RECV.LOG")
     got = [(ln, ev, s.rsplit("#", 1)[1], helo, reply, rl)
            for ln, ev, s, helo, reply, rl in rows(res, "line", "event", "session", "helo", "reply", "reply_line")]
-    assert got == [
-        (6, "connect", "L6", None, None, None),
-        (7, "connect", "L7", None, None, None),
-        (8, "helo", "L6", "one", 250, 11),
-        (9, "helo", "L7", "two", 250, 10),
-        (10, "reply", "L7", "two", 250, None),
-        (11, "reply", "L6", "one", 250, None),
+    assert got == [  # the first session under an id is keyed by the id (it may go on in the next file)
+        (6, "connect", "A1", None, None, None),
+        (7, "connect", "B2", None, None, None),
+        (8, "helo", "A1", "one", 250, 11),
+        (9, "helo", "B2", "two", 250, 10),
+        (10, "reply", "B2", "two", 250, None),
+        (11, "reply", "A1", "one", 250, None),
         (12, "connect", "L12", None, None, None),
         (13, "helo", "L12", "three", None, None),
     ]
@@ -523,3 +523,27 @@ def test_sample_findings_match_the_ground_truth():
     for f in result.findings.iter_rows(named=True):
         if f["verdict"] == "relayed":
             assert any(Path(e["path"]).name == "SEND2010061500-1.LOG" for e in f["evidence"])
+
+
+def test_a_session_cut_by_the_log_rollover_keeps_its_login(tmp_path):
+    """RECV...-1.LOG ends after the client's AUTH; the same session id goes on in -2.LOG with its RCPT:
+    one session, so the relay is authenticated (after failed logins: LF-AUTH-ABUSE), not anonymous."""
+    from logforensics.scan import scan
+
+    logs = tmp_path / "EXCH03" / "TransportRoles" / "Logs" / "ProtocolLog" / "SmtpReceive"
+    logs.mkdir(parents=True)
+    failed = "".join(session(f"F{n}", 100 * n, [("<", "EHLO x"), (">", "250 hi"), ("<", "AUTH LOGIN"),
+                                                (">", "535 5.7.3 failed")],
+                             remote="198.51.100.150:4000") for n in range(1, 4))
+    first = session("C1", 1000, [("<", "EHLO roadwarrior"), (">", "250 hi"), ("<", "AUTH LOGIN"),
+                                 (">", "235 2.7.0 ok")], remote="198.51.100.150:4001")
+    (logs / "RECV2010061500-1.LOG").write_text(header() + failed + first + row(1005, "C1", 5, "*", "CORP\\webmaster",
+                                                                               "authenticated",
+                                                                               remote="198.51.100.150:4001"))
+    rest = "".join(row(2000 + n, "C1", 6 + n, ev, data, remote="198.51.100.150:4001") for n, (ev, data) in enumerate([
+        ("<", "MAIL FROM:<webmaster@acme-widgets.com>"), (">", "250 2.1.0 Sender OK"),
+        ("<", "RCPT TO:<ivan@example.net>"), (">", "250 2.1.5 Recipient OK")]))
+    (logs / "RECV2010061500-2.LOG").write_text(header() + rest)
+    site = SiteProfile(timezone="UTC", local_domains=("acme-widgets.com",), relay_policy="authenticated-only")
+    f = scan([tmp_path], site).findings
+    assert f.select("recipient", "rule", "authenticated").rows() == [("ivan@example.net", "LF-AUTH-ABUSE", True)]

@@ -18,8 +18,10 @@ Rows (one per CSV row):
   command), ``sender``/``recipient``/``size``/``helo`` as the other SMTP transcript readers;
   replies get ``event`` reply, ``reply`` = their code, ``text`` = the whole reply.
 
-Sessions: ``session-id`` (a second ``+`` under the same id starts a new session); the key is
-``SOURCE#L<first line of the session in this file>``. Rows keep file order.
+Sessions: ``session-id`` (a second ``+`` under the same id starts a new session). The first session
+under an id in a file is keyed ``SERVER#sid#<session-id>``, so a session the log cut at a roll-over
+(its AUTH in ``RECV...-1.LOG``, its RCPTs in ``-2.LOG``) is one session across the files; a later
+session under the same id in that file is ``SOURCE#L<its first line>``. Rows keep file order.
 
 Command/reply pairing follows SMTP pipelining (RFC 2920), which Exchange uses as a client: within a
 session, a run of commands is answered by the run of replies after it, in order (the n-th command
@@ -224,8 +226,14 @@ class ExchangeProtocolReader:
         plus_before = (pl.col("is_connect").cast(pl.Int64).cum_sum() - pl.col("is_connect").cast(pl.Int64)).over("sid")
         df = df.with_columns((pl.col("is_connect") & (plus_before >= 1)).cast(pl.Int64).cum_sum().over("sid")
                              .alias("sno"))
+        # The first session under an id in this file may have begun in the previous file (the log
+        # rolls over mid-session): it is keyed by the server and the id alone, so its login joins.
+        first = pl.col("sno") == 0
         df = df.with_columns(
-            (pl.lit(ctx.source + "#L") + pl.col("line").min().over("sid", "sno").cast(pl.String)).alias("session"))
+            pl.when(first & pl.col("session_id").is_not_null())
+            .then(pl.lit(f"{ctx.server or ''}#sid#") + pl.col("sid"))
+            .otherwise(pl.lit(ctx.source + "#L") + pl.col("line").min().over("sid", "sno").cast(pl.String))
+            .alias("session"))
 
         # Direction: the log type, else a vote of the session's payloads.
         is_msg = ev.is_in(["<", ">"])
