@@ -89,8 +89,10 @@ IMCEA_ENCAPSULATED_PATTERN = (
     r"(?P<imcea_type>[A-Za-z0-9]+)-"
     r"(?P<imcea_encoded>(?:[A-Za-z0-9=_.\-]|\+[0-9A-Fa-f]{2})*)"
 )
-#: The KB Q264330 local part once dequoted: ``IMCEA``, white space, then an unencoded address.
-IMCEA_QUOTED_PATTERN = r"\s*(?P<imcea_prefix>[Ii][Mm][Cc][Ee][Aa])\s+(?P<imcea_inner>\S.*)"
+#: The KB Q264330 local part once dequoted: ``IMCEA``, white space (or an escaped quote, as in
+#: ``"IMCEA\"user@domain2.com"``: the research note's detection pattern strips quotes first), then an
+#: unencoded address.
+IMCEA_QUOTED_PATTERN = r'\s*(?P<imcea_prefix>[Ii][Mm][Cc][Ee][Aa])(?:\s+|\s*"\s*)(?P<imcea_inner>[^\s"].*)'
 
 _IMCEA_ENCAPSULATED_RE = re.compile(IMCEA_ENCAPSULATED_PATTERN, re.ASCII)
 _IMCEA_PREFIX_RE = re.compile(r"[Ii][Mm][Cc][Ee][Aa](?P<type>[A-Za-z0-9]+)-", re.ASCII)

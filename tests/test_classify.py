@@ -135,6 +135,7 @@ Q264330 = [
     '"IMCEA user@domain2.com"@[192.0.2.30]',
     '"IMCEA user@domain2.com"@exch01.localdomain1.com',
     "IMCEA user@domain2.com@localdomain1.com",  # Postfix < 3.5 log: the quotes are lost
+    '"IMCEA\\"user@domain2.com"@localdomain1.com',  # an escaped quote instead of the space
 ]
 
 
