@@ -83,7 +83,7 @@ SMALL_RUN_BYTES = 4 << 20
 DETECT_COLUMNS = [c for c in EVENT_SCHEMA if c not in ("text", "size", "transport", "verb")]
 #: Rows and columns site inference needs from the whole archive.
 INFER_COLUMNS = ["server", "format", "event", "direction", "reply", "reply_text", "event_id", "recipient", "ts",
-                 "client_ip", "session", "relay_host", "helo", "status"]
+                 "client_ip", "session", "relay_host", "helo", "status", "message"]
 
 
 @dataclass

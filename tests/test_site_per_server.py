@@ -99,3 +99,15 @@ def test_relay_policy_is_not_inferred_authenticated_only_when_unauthenticated_re
     assert scan([tmp_path], site).site.relay_policy == "unknown"
     out = tmp_path.parent / f"{tmp_path.name}-policy"
     assert batch([tmp_path], site, out, jobs=1, show_progress=False).detection.site.relay_policy == "unknown"
+
+
+def test_local_domains_from_x500_deliveries_take_the_smtp_names_of_their_messages(tmp_path):
+    """Exchange 5.5 logs local deliveries (1013) under X.500 names: the domain comes from the same
+    message's 1012 (received inbound) recipients; the reason says so."""
+    msg = "c=GB;a= ;p=Contoso;l=EXCHUK-000714063008Z-8"
+    write(tmp_path, "EXCHUK", "Tracking.log/20000714.log",
+          track(msg, 1012, "2000.7.14 6:30:08", ["sales@contoso.co.uk"])
+          + track(msg, 1013, "2000.7.14 6:30:09", ["/o=Contoso Ltd/ou=LON/cn=Recipients/cn=sales"]))
+    site = scan([tmp_path], SiteProfile(timezone="UTC")).site
+    assert site.local_domains == ("contoso.co.uk",)
+    assert "1012" in site.inferred["local_domains"] and "X.500" in site.inferred["local_domains"]

@@ -109,7 +109,11 @@ def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile,
         distinct = {_hashable(v) for v, _ in values.values()}
         if len(distinct) == 1 and (len(values) == len(found) or None not in values):
             value, reason = next(iter(values.values()))
-            if len(values) > 1:
+            reasons = {r for _, r in values.values()}
+            if len(reasons) > 1:  # the same value, found in different ways: say each
+                reason = f"the same on each of {len(values)} servers: " + "; ".join(
+                    f"{server or '(no server name)'}: {r}" for server, (_, r) in values.items())
+            elif len(values) > 1:
                 reason += f" (the same on each of {len(values)} servers)"
             site = site.with_inferred(key, value, reason)
             continue
@@ -148,9 +152,9 @@ def infer_one(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, int
             site = site.with_inferred("server_names", tuple(names),
                                       "the server's own HELO/EHLO in outbound sessions and EHLO replies")
     if not site.local_domains:
-        domains = _local_domains(events, site)
+        domains, how = _local_domains(events, site)
         if domains:
-            site = site.with_inferred("local_domains", tuple(domains), domains_reason(events))
+            site = site.with_inferred("local_domains", tuple(domains), how)
     if site.forward_all_to is None:
         # "Forward all messages to host" is the IMS setting: only IMS protocol sessions tell it.
         hosts = events.filter((pl.col("event") == "connect") & (pl.col("direction") == "out")
@@ -179,14 +183,6 @@ def _delivered_here() -> pl.Expr:
             & ~pl.col("relay_host").fill_null("").str.contains(r"127\.0\.0\.1|::1|localhost"))
 
 
-def domains_reason(events: pl.DataFrame) -> str:
-    if events.filter(_ims_tracking(*LOCAL_DELIVERY_EVENTS)).height:
-        return "domains of recipients the server delivered locally (tracking 1013/1000/9)"
-    if events.filter(_delivered_here()).height:
-        return "domains of recipients the MTA delivered locally (mailbox/LMTP deliveries)"
-    return "the parent domain of the server's own name"
-
-
 def _own_names(events: pl.DataFrame) -> list[str]:
     out_helo = events.filter((pl.col("direction") == "out") & (pl.col("event") == "helo"))["helo"]
     ehlo_reply = events.filter((pl.col("direction") == "in") & (pl.col("event") == "helo")
@@ -196,16 +192,40 @@ def _own_names(events: pl.DataFrame) -> list[str]:
     return [n for n, _ in names.most_common(3)]
 
 
-def _local_domains(events: pl.DataFrame, site: SiteProfile) -> list[str]:
-    local = events.filter((_ims_tracking(*LOCAL_DELIVERY_EVENTS) | _delivered_here())
-                          & pl.col("recipient").is_not_null())
-    domains = Counter(
-        d.lower().rstrip(".>") for d in local["recipient"].str.extract(r"@([A-Za-z0-9.-]+)>?\s*$", 1).drop_nulls()
-        .to_list())
+def _domains_of(recipients: pl.Series) -> Counter:
+    """Domains of plain addresses (no quotes, routes, ``%`` or ``!``: no relay trick decides them)."""
+    plain = recipients.filter(~recipients.str.contains(r'["%!:]|@.*@').fill_null(True))
+    return Counter(d.lower().rstrip(".>") for d in plain.str.extract(r"@([A-Za-z0-9.-]+)>?\s*$", 1)
+                   .drop_nulls().to_list())
+
+
+def _local_domains(events: pl.DataFrame, site: SiteProfile) -> tuple[list[str], str]:
+    """The local domains the events show, and how."""
+    ims_local = _ims_tracking(*LOCAL_DELIVERY_EVENTS)
+    local = events.filter((ims_local | _delivered_here()) & pl.col("recipient").is_not_null())
+    domains = _domains_of(local["recipient"])
     if domains:
-        return [d for d, _ in domains.most_common(5)]
-    parents = {n.split(".", 1)[1] for n in site.server_names if n.count(".") >= 2}
-    return sorted(parents)
+        how = ("domains of recipients the server delivered locally (tracking 1013/1000/9)"
+               if local.filter(ims_local).height else
+               "domains of recipients the MTA delivered locally (mailbox/LMTP deliveries)")
+        return [d for d, _ in domains.most_common(5)], how
+    if "message" in events.columns:
+        # Exchange 5.5 logs local deliveries (1013) under X.500 names (/o=.../cn=sales), with no
+        # domain: the SMTP names are on the 1012 "received inbound" records of those messages.
+        # Recipients the message also sent out (1014/1010/1011/1003) are not the local ones.
+        delivered = local.filter(ims_local)["message"].drop_nulls().unique()
+        key = pl.col("recipient").str.strip_chars().str.strip_chars("<>").str.to_lowercase()
+        inbound = events.filter(_ims_tracking(1012) & pl.col("message").is_in(delivered.implode())
+                                & pl.col("recipient").is_not_null()).select("message", key.alias("k"))
+        sent_out = events.filter(_ims_tracking(1014, 1010, 1011, 1003) & pl.col("recipient").is_not_null()
+                                 ).select("message", key.alias("k"))
+        domains = _domains_of(inbound.join(sent_out, on=["message", "k"], how="anti")["k"])
+        if domains:
+            return [d for d, _ in domains.most_common(5)], (
+                "domains of the SMTP recipients (tracking 1012) of messages the server delivered locally "
+                "(its 1013/1000/9 records name X.500 recipients only)")
+    parents = sorted({n.split(".", 1)[1] for n in site.server_names if n.count(".") >= 2})
+    return parents, "the parent domain of the server's own name"
 
 
 def _relay_policy(events: pl.DataFrame, site: SiteProfile) -> tuple[str, str] | None:
