@@ -246,3 +246,10 @@ def test_exchange_40_gateway_records_count_like_1012_and_1011(tmp_path):
           track(msg, 1004, "1997.3.3 12:0:1", ["victim50@compuserve.com"], partner="MSMAIL PO1")
           + track(msg, 1003, "1997.3.3 12:0:30", ["victim50@compuserve.com"], partner="smtp.relay-isp.net"))
     assert verdicts(scan([tmp_path], SITE)) == {}
+
+
+def test_literal_of_the_servers_own_address_is_info(tmp_path):
+    write(tmp_path, "Imcdata/Log/L0000000.LOG", session("bad.example", [
+        ("jsmith@[192.0.2.25]", "250 OK - Recipient <x>"), ("x@[198.51.100.7]", "250 OK - Recipient <x>")]))
+    assert verdicts(scan([tmp_path], SITE)) == {"jsmith@[192.0.2.25]": ("ip-literal", "accepted", "info"),
+                                                "x@[198.51.100.7]": ("ip-literal", "accepted", "medium")}

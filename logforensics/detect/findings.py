@@ -746,7 +746,8 @@ def _rule_table(rcpts: pl.DataFrame, site: SiteProfile) -> pl.DataFrame:
         if abuse and form == "plain":
             rule = rule_registry.RULES["LF-AUTH-ABUSE"]
             severity = rule_registry.severity_for(rule, verdict, trusted=False, relay_policy=site.relay_policy)
-        elif not external and form != "plain" and rule.id == "LF-IMCEA-OTHER":
+        elif not external and (rule.id == "LF-IMCEA-OTHER" or form == "ip-literal"):
+            # A non-SMTP IMCEA mailbox here, or the server's own address literal: local mail, noted.
             severity = "info"
         else:
             severity = rule_registry.severity_for(rule, verdict, trusted=bool(trusted),
