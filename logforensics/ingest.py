@@ -147,6 +147,10 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
     report.events = result.events.height
     report.skipped_lines = result.skipped
     report.warnings += result.warnings
+    blind = result.events.filter((pl.col("event") == "rcpt") & pl.col("recipient").is_null())
+    if blind.height:  # a RCPT whose address was cut off or garbled: say so, it can raise no finding
+        report.warnings.append(f"{source.path}: {blind.height} RCPT line(s) name no readable recipient (cut off "
+                               f"or malformed; first: line {blind['line'].min()}); they raise no finding")
     if result.wall_clock and site.timezone is None:
         report.warnings.append(f"{source.path}: no time zone known; local times read as UTC (set timezone in "
                                f"the site profile); {result.wall_clock} line(s) affected")

@@ -25,6 +25,11 @@ def neutralise_csv(frame: pl.DataFrame) -> pl.DataFrame:
         if dtype == pl.List(pl.String) or isinstance(dtype, pl.List):
             col = col.cast(pl.List(pl.String)).list.join("; ")
             dtype = pl.String()
+        elif isinstance(dtype, pl.Datetime) and dtype.time_zone == "UTC":  # ISO 8601 with Z, as in JSON
+            col = col.dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").str.replace(r"\.000000Z$", "Z")
+            dtype = pl.String()
+            exprs.append(col.alias(name))
+            continue
         if dtype == pl.String:
             col = pl.when(col.str.contains(_FORMULA_START)).then(pl.lit("'") + col).otherwise(col)
         exprs.append(col.alias(name))

@@ -142,3 +142,6 @@ def test_scan_cli_json_document_and_fail_on():
     assert {f["severity"] for f in json.loads(proc.stdout)["findings"]} == {"critical"}
     proc = subprocess.run([*cmd[:-2], "--format", "csv"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and "L0000000.LOG:197" in proc.stdout
+    # Times are ISO 8601 UTC with Z, as in the JSON.
+    times = [row.split(",")[5] for row in proc.stdout.splitlines()[1:3]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t) for t in times), times

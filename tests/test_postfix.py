@@ -676,3 +676,11 @@ def test_sample_ground_truth(sample_events):
     assert (t44.month, t44.day, t44.hour, t44.minute, t44.second) == (1, 1, 4, 41, 14)
     assert t54 - t44 == timedelta(hours=1, minutes=23, seconds=34)
     assert at("mail.log-20050103", 1, "ts")[0] > at("mail.log-20050101", 56, "ts")[0]
+
+
+def test_a_reject_line_cut_before_its_recipient_is_warned_about(tmp_path):
+    text = ("Mar  1 10:00:00 mx postfix/smtpd[100]: connect from unknown[203.0.113.5]\n"
+            "Mar  1 10:00:01 mx postfix/smtpd[100]: NOQUEUE: reject: RCPT from unknown[203.0.113.5]: 554 5.7.1 "
+            "<trunc@remote.exa\n")
+    report = read_log(tmp_path, text, name="mail.log").inputs[0]
+    assert any("1 RCPT line(s) name no readable recipient" in w and "line 2" in w for w in report.warnings)
