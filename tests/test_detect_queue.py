@@ -260,3 +260,22 @@ def test_content_filter_handoff_continues_the_original_message(tmp_path):
         rows = result.findings.select("recipient", "verdict", "client_ip").rows()
         assert rows == [("player@games.example", "relayed", "203.0.113.150")], orig
         assert [e["line"] for e in result.findings["evidence"][0]] == [1, 2, 3, 6]
+
+
+def test_mainlog_and_rejectlog_copies_pair_by_sender_too(tmp_path):
+    """Two refusals of one recipient in the same second from different senders: each mainlog line pairs
+    with its own rejectlog copy, never with the other's."""
+    from logforensics.scan import scan
+
+    lines = ["2006-12-30 10:00:01 H=scanner.example.net (nmap.scanme.org) [203.0.113.5] F=<> rejected RCPT "
+             "<relaytest@nmap.scanme.org>: relay not permitted\n",
+             "2006-12-30 10:00:01 H=scanner.example.net (nmap.scanme.org) [203.0.113.5] "
+             "F=<antispam@nmap.scanme.org> rejected RCPT <relaytest@nmap.scanme.org>: relay not permitted\n"]
+    logs = tmp_path / "exmx" / "var" / "log" / "exim4"
+    logs.mkdir(parents=True)
+    (logs / "mainlog").write_text("".join(lines))
+    (logs / "rejectlog").write_text("".join(lines) + "2006-12-30 10:00:09 H=(pc) [203.0.113.67] F=<s@x.example> "
+                                    "rejected after DATA: spam\n")  # not byte-identical to the mainlog
+    f = scan([tmp_path], SITE).findings
+    cited = sorted(tuple(f"{e['path'].rsplit('/', 1)[1]}:{e['line']}" for e in ev) for ev in f["evidence"])
+    assert cited == [("mainlog:1", "rejectlog:1"), ("mainlog:2", "rejectlog:2")]

@@ -238,11 +238,11 @@ def _merge_duplicate_logs(rcpts: pl.DataFrame) -> pl.DataFrame:
     """One row per refusal that two logs of one server both recorded (Exim writes every rejection to
     ``mainlog`` and ``rejectlog``; syslog copies): the first keeps the finding, the copy is cited.
 
-    Rows are copies when server, time, client, recipient, reply and text agree but the files
+    Rows are copies when server, time, client, sender, recipient, reply and text agree but the files
     differ (not the session: its key names the file). Repeats within one file are real repeats and
     are kept.
     """
-    key = ["server", "ts", "client_ip", "recipient", "reply", "reply_text", "format"]
+    key = ["server", "ts", "client_ip", "sender", "recipient", "reply", "reply_text", "format"]
     rcpts = rcpts.with_columns(pl.lit(None, LINKED_TYPE).alias("linked"))
     if rcpts.is_empty() or rcpts["source"].n_unique() == 1 or not rcpts.select(key).is_duplicated().any():
         return rcpts
