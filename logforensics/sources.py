@@ -102,7 +102,10 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
 
 def split_lines(text: str) -> pl.Series:
-    """Physical lines (LF or CRLF), in order; a final line without a newline is kept."""
+    """Physical lines (LF or CRLF; CR alone in a file with no LF at all, as classic Mac OS wrote
+    them), in order; a final line without a newline is kept."""
+    if "\r" in text and "\n" not in text:
+        text = text.replace("\r", "\n")
     parts = text.split("\n")
     if text.endswith("\n") or not text:
         parts.pop()

@@ -645,3 +645,17 @@ def test_scan_over_a_folder_of_every_hostile_case(tmp_path, monkeypatch, referen
     # findings of valid content inside the damaged files are there too
     for kind in ("gz", "bz2", "xz"):
         assert one(f"cut.log.{kind}")["events"] > 0
+
+
+def test_a_file_with_cr_line_ends_only_is_read_line_by_line(tmp_path):
+    """Classic Mac OS line ends (CR alone, no LF anywhere in the file) are line ends too."""
+    from tests.conftest import read_log
+
+    text = ("6/14/00 11:50:00 PM : A connection was accepted from 203.0.113.9.\r"
+            "6/14/00 11:50:00 PM : <<< RCPT TO:<v@hotmail.com>\r"
+            "6/14/00 11:50:00 PM : >>> 550 Relaying is prohibited\r")
+    res = read_log(tmp_path, text)
+    report = res.inputs[0]
+    assert (report.format, report.lines, report.events) == ("ims55-protocol", 3, 3)
+    rcpt = res.events.filter(res.events["event"] == "rcpt").row(0, named=True)
+    assert (rcpt["line"], rcpt["reply"], rcpt["reply_line"]) == (2, 550, 3)
