@@ -47,7 +47,7 @@ from logforensics.detect.pipeline import Detection, select
 from logforensics.errors import LogForensicsError
 from logforensics.ingest import InputReport, YearAnchors, read_one
 from logforensics.readers.syslog import YearHint
-from logforensics.rotation import newest_first, rotation_date, rotation_key
+from logforensics.rotation import newest_first, oldest_first, rotation_date, rotation_key
 from logforensics.schema import EVENT_SCHEMA, conform
 from logforensics.site import SiteProfile
 from logforensics.source_lines import SourceLines
@@ -139,11 +139,11 @@ def reconcile_years(files: list[FileFacts], inputs: dict[str, dict], site: SiteP
     anchor gives its last line another year than the provisional parse did, the file is parsed again
     with it (this happens when copying the evidence reset the mtimes).
     """
-    if year is not None:
-        return []
     groups: dict[str, list[FileFacts]] = {}
     for f in files:
         groups.setdefault(rotation_key(f.path).group, []).append(f)
+    if year is not None:
+        return _reconcile_given_year(groups, inputs, site, out, known_sha)
     redone = []
     for members in groups.values():
         order = newest_first([m.path for m in members])
@@ -164,6 +164,32 @@ def reconcile_years(files: list[FileFacts], inputs: dict[str, dict], site: SiteP
                     entry = inputs[f.path]
                     redone.append(f.path)
             newer = tuple(entry["first_month"]) if entry.get("first_month") else newer
+    return redone
+
+
+def _reconcile_given_year(groups: dict[str, list[FileFacts]], inputs: dict[str, dict], site: SiteProfile,
+                          out: str, known_sha: dict[str, str]) -> list[str]:
+    """With ``--year``, the oldest file of each rotation starts in that year (as parsed) and each newer
+    file starts at or after the month the one before it ended, as ``scan`` reads them; a file whose
+    provisional year (``--year`` for all) differs is parsed again."""
+    redone = []
+    for members in groups.values():
+        order = oldest_first([m.path for m in members])
+        older: tuple[int, int] | None = None
+        for f in sorted(members, key=lambda m: order.index(m.path)):
+            entry = inputs.get(f.path)
+            if entry is None or entry.get("status") != "ok" or not entry.get("first_month"):
+                continue
+            first_year, first_month = entry["first_month"]
+            if older is not None and first_year != (older[0] if first_month >= older[1] else older[0] + 1):
+                for rel in entry.get("parts", []):
+                    (Path(out) / rel).unlink(missing_ok=True)
+                hint = YearHint(start_at=older)
+                for e in process_unit([f], site, None, out, known_sha, None, {f.path: hint}):
+                    inputs[e["path"]] = e
+                entry = inputs[f.path]
+                redone.append(f.path)
+            older = tuple(entry["last_month"]) if entry.get("last_month") else older
     return redone
 
 

@@ -41,8 +41,9 @@ StrictOption = Annotated[bool, typer.Option(
                      "lines or a status other than ok (unreadable, empty, unrecognised, ...).")]
 YearOption = Annotated[int | None, typer.Option(
     "--year", min=1970, max=2100,
-    help="Year of the first line of syslog logs, whose stamps carry none (default: inferred from "
-         "the file's modification time and rotation order; Dec -> Jan advances it).")]
+    help="Year of the first line of the oldest file of each syslog log rotation, whose stamps carry none; "
+         "each newer file continues from the one before it, Dec -> Jan advances it (default: inferred "
+         "from rotation order and the file's modification time).")]
 
 
 def _strict(inputs: list[InputReport] | list[dict], extra: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from logforensics.errors import LogForensicsError
 from logforensics.readers import READERS, SNIFF_LINES, ReadContext, sniff_format
 from logforensics.readers.syslog import YearHint
 from logforensics.rotation import newest_first, rotation_date, rotation_key
+from logforensics.rotation import oldest_first as rotation_oldest_first
 from logforensics.schema import empty_events
 from logforensics.site import SiteProfile
 from logforensics.sources import (
@@ -206,34 +207,40 @@ def cap_long_lines(text: str, path: str, warnings: list[str], limit: int = MAX_L
     return "".join(pieces)
 
 
-def iter_sources(paths: list[str | Path]) -> Iterator[Source | InputReport]:
+def iter_sources(paths: list[str | Path], *, oldest_first: bool = False) -> Iterator[Source | InputReport]:
     """Sources for every input file; an unreadable file yields a failed :class:`InputReport`.
 
     Within each rotation group newer files come first (``mail.log`` before ``mail.log.1``), so
-    that each older file's year can be anchored on the newer one.
+    that each older file's year can be anchored on the newer one; with ``oldest_first`` the other
+    way round (``--year`` dates the oldest file, and each newer one continues from it).
     """
-    files = newest_first([str(p) for p in iter_input_files(paths)])
+    order_files = rotation_oldest_first if oldest_first else newest_first
+    files = order_files([str(p) for p in iter_input_files(paths)])
     for path in files:
         try:
             members = read_source(path)
         except LogForensicsError as exc:
             yield InputReport(str(path), "", 0, None, warnings=[str(exc)], status="unreadable")
             continue
-        order = newest_first([m.path for m in members])
+        order = order_files([m.path for m in members])
         yield from sorted(members, key=lambda m: order.index(m.path))
 
 
 class YearAnchors:
-    """Year hints for year-less logs, strongest first: ``--year``; the rotation date in the file name
-    (``mail.log-20050103``); the first line of the next newer file of the same rotation; the mtime."""
+    """Year hints for year-less logs, strongest first: ``--year`` (the year of the oldest file of each
+    rotation; read oldest first, each newer file starts where the one before it ended); the rotation
+    date in the file name (``mail.log-20050103``); the first line of the next newer file of the same
+    rotation; the mtime."""
 
     def __init__(self, year: int | None = None) -> None:
         self.year = year
         self._newer: dict[str, tuple[tuple[int, int], str]] = {}
+        self._older: dict[str, tuple[int, int]] = {}
 
     def hint(self, source: Source) -> YearHint:
         if self.year is not None:
-            return YearHint(start_year=self.year)
+            older = self._older.get(rotation_key(source.path).group)
+            return YearHint(start_year=self.year) if older is None else YearHint(start_at=older)
         dated = rotation_date(source.path)
         if dated is not None:
             return YearHint(end_at=dated[:2], end_source="the rotation date in the file name")
@@ -243,6 +250,10 @@ class YearAnchors:
         return YearHint.from_mtime(source.mtime)
 
     def record(self, report: InputReport) -> None:
+        if self.year is not None:
+            if report.last_month is not None:
+                self._older[rotation_key(report.path).group] = tuple(report.last_month)
+            return
         if report.first_month is not None:
             self._newer[rotation_key(report.path).group] = (report.first_month, report.path)
 
@@ -259,7 +270,7 @@ def ingest(paths: list[str | Path], site: SiteProfile, *, keep_lines: bool = Fal
     reports: list[InputReport] = []
     kept: dict[str, pl.Series] = {}
     anchors = YearAnchors(year)
-    for item in iter_sources(paths):
+    for item in iter_sources(paths, oldest_first=year is not None):
         if isinstance(item, InputReport):
             reports.append(item)
             continue

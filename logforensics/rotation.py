@@ -56,6 +56,14 @@ def rotation_date(path: str) -> tuple[int, int, int] | None:
     return (y, mo, d) if 1 <= mo <= 12 and 1 <= d <= 31 else None
 
 
+def oldest_first(paths: list[str]) -> list[str]:
+    """:func:`newest_first` with each rotation group the other way round (oldest file first)."""
+    groups: dict[str, list[str]] = {}
+    for p in newest_first(paths):  # each group's members are contiguous there
+        groups.setdefault(rotation_key(p).group, []).append(p)
+    return [p for members in groups.values() for p in reversed(members)]
+
+
 def newest_first(paths: list[str]) -> list[str]:
     """The paths ordered so that, within each rotation group, newer files come before older ones.
 

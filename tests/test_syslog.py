@@ -184,3 +184,24 @@ def test_rfc5424_lines_are_read_like_the_others(tmp_path):
     assert res.inputs[0].format == "postfix"
     assert rows(res, "ts", "event", "reply", "recipient")[0] == (
         utc("2004-08-25 08:04:35").replace(microsecond=51238), "rcpt", 554, "x@far.example")
+
+
+def test_year_dates_the_oldest_file_and_newer_rotations_continue_from_it(tmp_path):
+    """``--year 2000`` over a rotation across New Year: mail.log.1 (December) is 2000, mail.log
+    (January) 2001, in scan and batch alike."""
+    from logforensics.batch import batch
+    from logforensics.scan import scan
+    from logforensics.site import SiteProfile
+
+    logs = tmp_path / "logs" / "mx" / "var" / "log"
+    logs.mkdir(parents=True)
+    line = "{} mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[203.0.113.9]: 554 5.7.1 <{}>: Relay access " \
+           "denied; from=<s@x.example> to=<{}> proto=ESMTP helo=<x>\n"
+    (logs / "mail.log.1").write_text(line.format("Dec 31 23:59:00", "a@far.example", "a@far.example"))
+    (logs / "mail.log").write_text(line.format("Jan  1 00:01:00", "b@far.example", "b@far.example"))
+    site = SiteProfile(timezone="UTC")
+    got = {r["recipient"]: r["time"].year for r in scan([tmp_path / "logs"], site, year=2000).findings.iter_rows(
+        named=True)}
+    assert got == {"a@far.example": 2000, "b@far.example": 2001}
+    done = batch([tmp_path / "logs"], site, tmp_path / "out", jobs=1, show_progress=False, year=2000)
+    assert {r["recipient"]: r["time"].year for r in done.detection.findings.iter_rows(named=True)} == got

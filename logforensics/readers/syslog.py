@@ -6,7 +6,9 @@ over the whole column.
 
 Year inference (RFC 3164 stamps carry no year), in order of authority:
 
-1. ``--year`` (``ReadContext.year_hint.start_year``): the year of the file's first dated line.
+1. ``--year``: the year of the first dated line of the oldest file of each rotation
+   (``ReadContext.year_hint.start_year``); each newer file of it starts at or after the month its
+   next older file ended (``start_at``).
 2. RFC 3339 lines in the same file: their own year anchors the year-less lines around them.
 3. The end anchor: the file's last line was written no later than the month of the next newer
    rotated file's first line (rotation order: ``mail.log.2.gz`` is older than ``mail.log.1``),
@@ -59,6 +61,9 @@ class YearHint:
     """What is known, outside the lines, about the year of a year-less log file."""
 
     start_year: int | None = None
+    #: (year, month): the file's first line was written in this month or after (the last line of the
+    #: next older file of its rotation, when ``--year`` dated the oldest one).
+    start_at: tuple[int, int] | None = None
     #: (year, month): the file's last line was written in this month or before.
     end_at: tuple[int, int] | None = None
     #: Where ``end_at`` came from, for the warning/notes (``mtime``, ``rotation``).
@@ -241,11 +246,16 @@ def _anchor_year(month: pl.Series, k: pl.Series, hint: YearHint | None, iso_year
     """Per-line year for year-less lines, and a warning when nothing anchored it."""
     if hint is not None and hint.start_year is not None:
         return k + hint.start_year, None
+    dated = month.is_not_null()
+    if hint is not None and hint.start_at is not None and dated.any():
+        first = dated.arg_true()[0]
+        start_year, start_month = hint.start_at
+        first_year = start_year if int(month[first]) >= start_month else start_year + 1
+        return k + (first_year - int(k[first])), None
     iso_rows = iso_year.is_not_null()
     if iso_rows.any():
         first = iso_rows.arg_true()[0]
         return k + (int(iso_year[first]) - int(k[first])), None
-    dated = month.is_not_null()
     if not dated.any():
         return None, None
     last = dated.arg_true()[-1]
