@@ -110,6 +110,16 @@ def server_from_path(path: str) -> str | None:
     return None
 
 
+def server_named_in_path(path: str, site: SiteProfile) -> str | None:
+    """A folder of ``path`` (innermost first) named like a server the site profile knows: a
+    ``[servers.NAME]`` table, or one of ``server_names`` (or its short name). ``logs/smtp2/mainlog``
+    with a ``[servers.smtp2]`` table is smtp2's, whatever layout the evidence was collected in."""
+    known = {n.lower() for n in site.servers} | {n.lower() for n in site.server_names}
+    known |= {n.split(".", 1)[0] for n in known}
+    folders = PurePath(path.replace("!", "/").replace("\\", "/")).parts[:-1]
+    return next((part for part in reversed(folders) if part.lower() in known), None)
+
+
 def read_one(source: Source, site: SiteProfile, forced_format: str | None = None,
              year_hint: YearHint | None = None) -> tuple[pl.DataFrame, InputReport, pl.Series]:
     """Decode, sniff and read one source into events; also returns its physical lines.
@@ -139,7 +149,8 @@ def read_one(source: Source, site: SiteProfile, forced_format: str | None = None
         what = "binary data, not a log" if _looks_binary(source.data) else "not a recognised log format"
         report.warnings.append(f"{source.path}: {what}; skipped")
         return empty_events(), report, lines
-    server = server_from_path(source.path) or (site.server_names[0] if site.server_names else None)
+    server = (server_from_path(source.path) or server_named_in_path(source.path, site)
+              or (site.server_names[0] if site.server_names else None))
     site = site.for_server(server)  # its [servers.NAME] table: time zone, date order...
     hint = year_hint or YearHint.from_mtime(source.mtime)
     result = READERS[fmt]().read(lines, ReadContext(source.path, site, server, hint))

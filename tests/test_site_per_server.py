@@ -111,3 +111,16 @@ def test_local_domains_from_x500_deliveries_take_the_smtp_names_of_their_message
     site = scan([tmp_path], SiteProfile(timezone="UTC")).site
     assert site.local_domains == ("contoso.co.uk",)
     assert "1012" in site.inferred["local_domains"] and "X.500" in site.inferred["local_domains"]
+
+
+def test_a_folder_named_after_a_profile_server_names_the_server(tmp_path):
+    """``logs/smtp2/mainlog`` (no known layout): the folder names a [servers.smtp2] table, so the
+    findings are smtp2's and read in its time zone, not lent to the first of server_names."""
+    log = tmp_path / "logs" / "smtp2" / "mainlog"
+    log.parent.mkdir(parents=True)
+    log.write_text("2011-06-20 09:01:45 H=(friend) [203.0.113.99] F=<s@spam.example> rejected RCPT "
+                   "<mary77@gmail.com>: relay not permitted\n")
+    site = SiteProfile(timezone="America/New_York", server_names=("mx1.northwind-tools.com",),
+                       servers={"smtp2": {"timezone": "America/Chicago"}})
+    f = scan([tmp_path / "logs"], site).findings.row(0, named=True)
+    assert (f["server"], f["time"].isoformat()) == ("smtp2", "2011-06-20T14:01:45+00:00")
