@@ -16,7 +16,11 @@ EVENT_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "source": (pl.String(), "the input path as given; archive members as `archive!member`"),
     "line": (pl.Int64(), "1-based physical line in the (decompressed) file"),
     "format": (pl.String(), "log format name, e.g. `ims55-protocol`, `ims55-tracking`"),
-    "server": (pl.String(), "the mail server that wrote the log (from the site profile or the path)"),
+    "server": (pl.String(), "the mail server that wrote the log: the host a syslog line names; else the folder "
+                            "of a known layout (`SERVER/var/log/...`, `SERVER/Exchsrvr/...`, `SERVER/LogFiles/...`, "
+                            "`SERVER/.../TransportRoles/...`); else the innermost folder named like a server of the "
+                            "site profile (a `[servers.NAME]` table or one of `server_names`); else the first of "
+                            "`server_names`"),
     "session": (pl.String(), "SMTP session key, unique within a run (`source#Lstart-line`); null for "
                              "formats without sessions"),
     "message": (pl.String(), "queue id or tracking message id"),
