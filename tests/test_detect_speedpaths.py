@@ -109,6 +109,7 @@ def queue_events() -> pl.DataFrame:
         ev(14, 40, "deliver", message="D1", recipient="w@hotmail.example", direction="out", status="sent"),
         # a stolen password: failed logins, then an authenticated relay with a local recipient too
         ev(15, 50, "auth", client_ip="198.51.100.4", status="failed"),
+        ev(115, 51, "auth", client_ip="198.51.100.4", status="failed"),  # two: one alone is a typo
         ev(16, 60, "received", message="E1", client_ip="198.51.100.4", auth_user="jsmith", direction="in"),
         ev(17, 61, "deliver", message="E1", recipient="v@far.example", direction="out", status="sent"),
         ev(18, 61, "deliver", message="E1", recipient="carol@acme-widgets.com", direction="local", status="sent"),

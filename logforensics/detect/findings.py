@@ -192,6 +192,8 @@ AUTH_FAILURE_WINDOW = pl.lit(AUTH_FAILURE_LOOKBACK)
 FAILED_LOGIN = (pl.col("event") == "auth") & ((pl.col("status") == "failed") | (pl.col("reply") >= 500))
 #: The latest failed logins an LF-AUTH-ABUSE finding cites.
 AUTH_FAILURES_CITED = 5
+#: Failed logins from the client's own address that make the account suspect (one is a typo).
+AUTH_FAILURES_SUSPECT = 2
 #: An authenticated client mailing this many outside domains within an hour is suspect.
 AUTH_BURST_DOMAINS = 10
 
@@ -210,19 +212,28 @@ def _mark_auth_abuse(rcpts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     fails = _rows(events, FAILED_LOGIN & pl.col("ts").is_not_null(),
                   ["server", "client_ip", "auth_user", "ts", "source", "line"]).rename({"ts": "f_ts"})
     in_window = (pl.col("f_ts") <= pl.col("ts")) & (pl.col("f_ts") >= pl.col("ts") - AUTH_FAILURE_WINDOW)
+    fails = fails.rename({"client_ip": "f_ip"})
     flagged = [
-        cand.join(fails.drop("auth_user").filter(pl.col("client_ip").is_not_null()), on=["server", "client_ip"],
-                  nulls_equal=True).filter(in_window).select("_ab", "f_ts", "source", "line"),
+        cand.join(fails.filter(pl.col("f_ip").is_not_null()), left_on=["server", "client_ip"],
+                  right_on=["server", "f_ip"], nulls_equal=True)
+        .filter(in_window).select("_ab", "f_ts", "source", "line", pl.lit(False).alias("elsewhere")),
         cand.filter(pl.col("auth_user").is_not_null()).join(
-            fails.drop("client_ip").filter(pl.col("auth_user").is_not_null()), on=["server", "auth_user"],
-            nulls_equal=True).filter(in_window).select("_ab", "f_ts", "source", "line"),
+            fails.filter(pl.col("auth_user").is_not_null()), on=["server", "auth_user"], nulls_equal=True)
+        .filter(in_window).select("_ab", "f_ts", "source", "line",
+                                  (~pl.col("f_ip").eq_missing(pl.col("client_ip"))).alias("elsewhere")),
     ]
+    # Suspect after several failed logins, or after one for the account from another address; a
+    # single failure from the same address just before (a mistyped password) is not enough.
+    failures = pl.concat(flagged).unique(["_ab", "source", "line"]).sort("_ab", "f_ts", "source", "line")
+    suspect = failures.group_by("_ab").agg(
+        ((pl.len() >= AUTH_FAILURES_SUSPECT) | pl.col("elsewhere").any()).alias("suspect"))
+    failures = failures.join(suspect.filter(pl.col("suspect")).select("_ab"), on="_ab", how="semi",
+                             maintain_order="left")
     # The failed logins each flagged row rests on (the latest few), cited as its evidence.
-    failed = (pl.concat(flagged).unique(["_ab", "source", "line"]).sort("_ab", "f_ts", "source", "line")
-              .group_by("_ab", maintain_order=True)
+    failed = (failures.group_by("_ab", maintain_order=True)
               .agg(pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2"))
                    .tail(AUTH_FAILURES_CITED).alias("abuse_lines")))
-    flagged = [f.select("_ab") for f in flagged]
+    flagged = [failed.select("_ab")]
     who = pl.coalesce(pl.col("auth_user"), pl.col("client_ip"))
     burst = cand.with_columns(who.alias("who"), pl.col("ts").dt.truncate("1h").alias("hour"))
     busy = burst.group_by("server", "who", "hour").agg(pl.col("effective_domain").n_unique().alias("n")).filter(
@@ -841,8 +852,9 @@ def _explanation(site: SiteProfile) -> pl.Expr:
                    " Fixed in Exchange 5.5 SP4.")
         extra = pl.when((pl.col("rule") == "LF-Q264330") & (pl.col("verdict") == "relayed")).then(
             pl.lit(q264330)).otherwise(extra)
-    abuse = (" The account logged in from outside the trusted networks after failed logins (same address or "
-             "account, within 24 hours) or mailed many outside domains within an hour: its password was "
+    abuse = (" The account logged in from outside the trusted networks after failed logins (several from the "
+             "same address, or for the account from another address, within 24 hours; the cited ones) or "
+             "mailed many outside domains within an hour: its password was "
              "probably guessed or stolen, and it was used to relay.")
     extra = pl.when(pl.col("rule") == "LF-AUTH-ABUSE").then(pl.lit(abuse)).otherwise(extra)
     ms99 = " IMCEASMTP one-off addresses bypassed the IMS relay checks before the MS99-027 fix."

@@ -95,7 +95,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
         id="LF-AUTH-ABUSE",
         title="Relay through an authenticated account, likely compromised",
         description=("A client outside trusted_networks authenticated and sent mail outside the site "
-                     "after failed logins from that address or for that account within 24 hours, or "
+                     "after failed logins within 24 hours (two or more from that address, or any for that "
+                     "account from another address), or "
                      "while mailing 10 or more outside domains within an hour: a guessed or stolen "
                      "password used to relay."),
         forms=(),
