@@ -191,10 +191,10 @@ def test_incidents_pick_probe_victims_and_host_like_the_rules_say() -> None:
     assert tagged["incident"].to_list() == ["INC-0001"] * 4 + ["INC-0002"]
     assert incidents.select("client_host", "findings", "severity", "probe", "victim_domains", "verdicts",
                             "forms").rows() == [
-        ("scanner.example", 4, "high", "maps", ["b.example", "far.example"], '{"refused": 3, "relayed": 1}',
-         '{"percent-hack": 2, "plain": 2}'),
+        ("scanner.example", 4, "high", "maps", ["far.example"], '{"refused": 3, "relayed": 1}',
+         '{"percent-hack": 2, "plain": 2}'),  # b.example was refused: no victim
         ("Lonely.Example", 1, "low", None, [], '{"refused": 1}', '{"plain": 1}'),
     ]
     assert incidents["summary"][0] == ("scanner.example: 4 suspicious recipient(s) (3 refused, 1 relayed) using "
-                                       "plain x2, percent-hack x2, to 2 outside domain(s); looks like a maps "
+                                       "plain x2, percent-hack x2, to 1 outside domain(s); looks like a maps "
                                        "relay probe.")

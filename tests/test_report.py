@@ -365,3 +365,15 @@ def test_summary_recommends_password_resets_for_compromised_accounts():
     assert "LF-AUTH-ABUSE" in set(result.findings["rule"])
     summary = summarise(result.findings, result.incidents, result.site.to_dict())
     assert any("Reset the passwords" in r for r in summary.recommendations)
+
+
+def test_mta_messages_are_counted_by_their_arrival_line():
+    """Exim/Sendmail cite the message's arrival line first for each recipient, then its own delivery
+    line: two recipients of one message (separate => lines) are one message, a second message another."""
+    from logforensics.report.summary import estimate_messages
+
+    rows = [finding(1, evidence=[ev("mainlog", 32), ev("mainlog", 33)]),
+            finding(2, rcpt="b@far.example", evidence=[ev("mainlog", 32), ev("mainlog", 34)]),
+            finding(3, rcpt="c@far.example", evidence=[ev("mainlog", 40), ev("mainlog", 41)])]
+    findings, _ = frame(rows)
+    assert estimate_messages(findings) == 2

@@ -2,7 +2,7 @@
 
 Findings of one client belong to the same incident while each follows the previous one within
 ``gap`` (default one hour). An incident summarises first/last seen, counts by verdict and by form,
-the victim domains (external effective destinations), the highest severity and the probe tool.
+the victim domains (external effective destinations not refused), the highest severity and the probe tool.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def group_incidents(findings: pl.DataFrame, gap: timedelta = DEFAULT_GAP) -> tup
     incident = pl.lit("INC-") + (pl.col("_inc") + 1).cast(pl.String).str.zfill(4)
     f = findings.with_columns(keys["_inc"]).with_columns(incident.alias("incident"))
     ranks = {name: severity_rank(name) for name in SEVERITIES}
-    victim = pl.when(pl.col("external") & pl.col("effective_recipient").str.contains("@")).then(
+    # Victims: outside domains the server accepted mail for (a refused recipient got nothing).
+    victim = pl.when(pl.col("external") & (pl.col("verdict") != "refused")
+                     & pl.col("effective_recipient").str.contains("@")).then(
         pl.col("effective_recipient").str.split("@").list.last().str.to_lowercase())
     ordered = f.sort("time", "id").with_row_index("_pos")
     # Per-row values first, so that every aggregation below is a plain first/min/max/len.

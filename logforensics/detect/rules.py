@@ -16,9 +16,11 @@ SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 VERDICTS: dict[str, str] = {
     "refused": "the server rejected the recipient with a 4xx or 5xx reply",
     "accepted": "the server accepted the recipient (250, or a tracking 'received inbound' record), "
-                "but no outbound delivery of the effective recipient was seen in the logs",
-    "relayed": "outbound evidence exists: the effective recipient was sent on (tracking events "
-               "1014/1010/1011 or 1002/1003, or an outbound SMTP session that sent it)",
+                "but no outbound delivery of the effective recipient was seen in the logs (a message only "
+                "queued out, rescheduled or bounced by the remote server stays here)",
+    "relayed": "outbound evidence exists: the effective recipient was sent on (tracking event 1011 or "
+               "1002/1003, an outbound SMTP session that sent it, or an MTA delivery 'sent' to another "
+               "host)",
     "attempted": "the recipient was offered but no reply was logged (session cut off at the end of "
                  "a file) and no outbound evidence exists",
 }

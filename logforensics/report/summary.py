@@ -104,7 +104,10 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 
 
 def estimate_messages(relayed: pl.DataFrame) -> int:
-    """Relayed recipients joined into messages by supporting lines they share (union-find)."""
+    """Relayed recipients joined into messages by supporting lines they share (union-find): an MTA
+    message's arrival line (``from=``, ``<=``, ``client=``) stands first in the evidence of each of
+    its recipients; a protocol log's RCPT line names one recipient alone, and their messages join
+    through the DATA/outbound lines they share."""
     parent: dict[int, int] = {}
 
     def find(i: int) -> int:
@@ -116,7 +119,7 @@ def estimate_messages(relayed: pl.DataFrame) -> int:
     owner: dict[tuple[str, int], int] = {}
     for i, evidence in enumerate(relayed["evidence"].to_list()):
         find(i)
-        for ev in (evidence or [])[1:]:  # the first line names this recipient alone
+        for ev in evidence or []:
             key = (ev.get("path") or "", ev.get("line") or 0)
             if key in owner:
                 parent[find(i)] = find(owner[key])
