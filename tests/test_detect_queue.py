@@ -281,3 +281,20 @@ def test_mainlog_and_rejectlog_copies_pair_by_sender_too(tmp_path):
     f = scan([tmp_path], SITE).findings
     cited = sorted(tuple(f"{e['path'].rsplit('/', 1)[1]}:{e['line']}" for e in ev) for ev in f["evidence"])
     assert cited == [("mainlog:1", "rejectlog:1"), ("mainlog:2", "rejectlog:2")]
+
+
+def test_a_message_refused_at_end_of_data_is_a_refused_recipient(tmp_path):
+    """Postfix milter-reject at END-OF-MESSAGE: the server had accepted the outside recipient and only
+    the content filter stopped the relay; the first recipient the line names is a refused finding."""
+    from logforensics.scan import scan
+
+    log = tmp_path / "mx1" / "var" / "log" / "mail.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        "Mar 12 23:08:10 mx1 postfix/smtpd[27650]: 58FE9EDCE4: client=x.isp.rs[77.46.133.9]\n"
+        "Mar 12 23:08:11 mx1 postfix/cleanup[27656]: 58FE9EDCE4: milter-reject: END-OF-MESSAGE from "
+        "x.isp.rs[77.46.133.9]: 5.7.1 Blocked by SpamAssassin; from=<office@isp.rs> to=<tom78@web.de> "
+        "proto=ESMTP helo=<x>\n")
+    f = scan([tmp_path], SITE, year=2015).findings
+    assert f.select("recipient", "verdict", "severity").rows() == [("tom78@web.de", "refused", "low")]
+    assert "refused it (milter-reject)" in f["explanation"][0]

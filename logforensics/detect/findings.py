@@ -72,6 +72,9 @@ def _rows(events: pl.DataFrame, keep: pl.Expr, columns: list[str]) -> pl.DataFra
 NOTED_ACTIONS = ("reject_warning", "warn", "discard", "hold", "redirect", "filter", "bcc", "prepend", "info",
                  "milter-discard", "milter-hold")
 
+#: Actions that refuse a whole message at DATA (Postfix ``reject``, ``milter-reject``, ``proxy-reject``).
+DATA_REFUSALS = ("reject", "milter-reject", "proxy-reject")
+
 #: The event columns inbound protocol rows carry on.
 _PROTO_COLUMNS = ["source", "line", "ts", "format", "server", "session", "client_host", "client_ip", "helo",
                   "sender", "recipient", "reply", "reply_text", "reply_line", "raw_line", "record_line",
@@ -102,8 +105,13 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
         (pl.col("reply") == 235).any().alias("authenticated"),
         pl.col("auth_user").drop_nulls().first().alias("session_auth_user"),
     )
-    offered = ((pl.col("event") == "rcpt") & (pl.col("direction") == "in")
-               & ~(pl.col("reply").is_null() & pl.col("status").is_in(NOTED_ACTIONS).fill_null(False)))
+    offered = ((pl.col("direction") == "in")
+               & (((pl.col("event") == "rcpt")
+                   & ~(pl.col("reply").is_null() & pl.col("status").is_in(NOTED_ACTIONS).fill_null(False)))
+                  # A message refused at DATA/END-OF-MESSAGE (Postfix milter-reject...) names its first
+                  # recipient: the server had accepted it, and only the content check stopped the relay.
+                  | ((pl.col("event") == "data") & pl.col("status").is_in(DATA_REFUSALS).fill_null(False)
+                     & pl.col("recipient").is_not_null())))
     proto = _merge_duplicate_logs(_rows(events, offered, _PROTO_COLUMNS))
     proto = proto.join(auth, on="session", how="left").with_columns(
         (pl.col("authenticated").fill_null(False) | pl.col("auth_user").is_not_null()).alias("authenticated"),
@@ -690,7 +698,8 @@ def _assess(events: pl.DataFrame, site: SiteProfile, *, raising_only: bool) -> p
         .otherwise(pl.col("out_proof").fill_null(False)).alias("out_proof"))
 
     # A 4xx/5xx answer, or a refusal logged without its code (Sendmail "... User unknown").
-    is_refused = (pl.col("reply") >= 400) | (pl.col("reply").is_null() & (pl.col("status") == "rejected"))
+    is_refused = (pl.col("reply") >= 400) | (pl.col("reply").is_null()
+                                             & pl.col("status").is_in(["rejected", *DATA_REFUSALS]))
     rcpts = rcpts.with_columns(
         pl.when(is_refused).then(pl.lit("refused"))
         .when(pl.col("out_proof")).then(pl.lit("relayed"))
@@ -827,7 +836,8 @@ def _explanation(site: SiteProfile) -> pl.Expr:
         .otherwise(pl.lit("without authenticating")))
     verdict = (
         pl.when(pl.col("verdict") == "refused")
-        .then(pl.format("The server refused it ({}).", pl.col("reply").cast(pl.String).fill_null("?")))
+        .then(pl.format("The server refused it ({}).",
+                        pl.col("reply").cast(pl.String).fill_null(pl.col("status")).fill_null("?")))
         .when(pl.col("verdict") == "relayed")
         .then(pl.format("The server accepted it and sent it on to {}: outbound evidence is cited.",
                         pl.col("effective_recipient").fill_null(pl.col("recipient"))))
