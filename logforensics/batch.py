@@ -42,7 +42,7 @@ import polars as pl
 from logforensics import TOOL_NAME, __version__
 from logforensics.detect.findings import AUTH_FAILURE_LOOKBACK, FAILED_LOGIN, build_findings, empty_findings
 from logforensics.detect.incidents import group_incidents
-from logforensics.detect.infer import infer_profile, shift_protocol_times
+from logforensics.detect.infer import Shift, infer_profile, shift_protocol_times, shift_reach
 from logforensics.detect.pipeline import Detection, select
 from logforensics.errors import LogForensicsError
 from logforensics.ingest import InputReport, YearAnchors, read_one
@@ -730,7 +730,7 @@ def detection_windows(out: Path, servers: list[str | None], window_days: int = W
     return tasks
 
 
-def detect_window(out: str, server: str | None, site: SiteProfile, shift: int, sha: dict[str, str],
+def detect_window(out: str, server: str | None, site: SiteProfile, shift: Shift, sha: dict[str, str],
                   start: datetime | None, end: datetime | None, stored: dict[str, str] | None = None
                   ) -> tuple[str, list[str]]:
     """Findings of one server in one window [start, end) from the dataset (``start`` None: its events
@@ -748,7 +748,7 @@ def detect_window(out: str, server: str | None, site: SiteProfile, shift: int, s
     if start is None or end is None:
         rows, keep = mine.filter(pl.col("ts").is_null()), pl.col("time").is_null()
     else:
-        reach = timedelta(minutes=abs(shift)) + MARGIN_AFTER_ALL  # the clock shift moves rows across edges
+        reach = shift_reach(shift) + MARGIN_AFTER_ALL  # the clock shift moves rows across edges
         lo, hi = start - reach - MARGIN_BEFORE, end + MARGIN_AFTER
         fails_from = lo - AUTH_FAILURE_LOOKBACK
         rows = mine.filter((pl.col("day") >= f"{fails_from:%Y-%m-%d}") & (pl.col("day") <= f"{hi:%Y-%m-%d}")

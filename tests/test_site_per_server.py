@@ -124,3 +124,31 @@ def test_a_folder_named_after_a_profile_server_names_the_server(tmp_path):
                        servers={"smtp2": {"timezone": "America/Chicago"}})
     f = scan([tmp_path / "logs"], site).findings.row(0, named=True)
     assert (f["server"], f["time"].isoformat()) == ("smtp2", "2011-06-20T14:01:45+00:00")
+
+
+def test_a_clock_that_changes_for_daylight_saving_is_inferred_as_a_zone(tmp_path):
+    """Without a profile, protocol-log times at UTC-4 in October and UTC-5 in November (US Eastern
+    daylight saving ended on 29 Oct 2000) are read in a zone, not one fixed offset: every RCPT lines
+    up with its 1012 record (no duplicate tracking findings), at the right UTC time."""
+    log, track_days = [], {}
+    cases = [("10/27/00", "2000.10.27", 4, "a"), ("10/27/00", "2000.10.27", 4, "b"), ("10/28/00", "2000.10.28", 4, "c"),
+             ("11/8/00", "2000.11.8", 5, "d"), ("11/8/00", "2000.11.8", 5, "e"), ("11/9/00", "2000.11.9", 5, "f")]
+    for n, (day, gmt_day, offset, victim) in enumerate(cases):
+        rcpt = f'"IMCEA {victim}@yahoo.com"@acme-widgets.com'
+        log.append(session("bad.example", [(rcpt, "250 OK - Recipient <x>")], stamp=f"{day} 11:50:00 PM"))
+        y, m, d = gmt_day.split(".")
+        when = f"{y}.{m}.{int(d) + 1} {offset - 1}:50:00"  # 11:50 PM local = next day (offset - 1):50 GMT
+        msg = f"c=US;a= ;p=Acme;l=EXCH01-{n}"
+        track_days.setdefault(f"{y}{int(m):02d}{int(d) + 1:02d}", []).append(track(msg, 1012, when, [rcpt]))
+    write(tmp_path, "EXCH01", "Imcdata/Log/L0000000.LOG", "".join(log))
+    for day, records in track_days.items():
+        write(tmp_path, "EXCH01", f"Tracking.log/{day}.log", "".join(records))
+    result = scan([tmp_path], SiteProfile(local_domains=DOMAINS))
+    assert result.site.timezone == "America/New_York"
+    assert "daylight saving" in result.site.inferred["timezone"]
+    got = sorted(times(result).values())
+    assert len(got) == 6  # one finding per recipient: no tracking duplicates an hour off
+    assert got[0] == "2000-10-28T03:50:00+00:00" and got[-1] == "2000-11-10T04:50:00+00:00"
+    done = batch([tmp_path], SiteProfile(local_domains=DOMAINS), tmp_path.parent / f"{tmp_path.name}-dst", jobs=1,
+                 show_progress=False)
+    assert sorted(times(done.detection).values()) == got

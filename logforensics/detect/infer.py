@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections import Counter
+from datetime import timedelta
 
 import polars as pl
 
@@ -25,26 +27,74 @@ PROTOCOL_FORMATS = ("ims55-protocol",)
 LOCAL_DELIVERY_EVENTS = (1013, 1000, 9)
 
 
-def infer_time_offset(events: pl.DataFrame) -> tuple[int, int] | None:
-    """(offset in minutes to add to protocol-log times, number of aligned pairs), or None."""
+def _offset_pairs(events: pl.DataFrame) -> pl.DataFrame:
+    """(t, minutes): each tracking 'received inbound' time and the quarter-hour offset to add to the
+    protocol-log (local, read as UTC) time of the same recipient's RCPT."""
     proto = events.filter(pl.col("format").is_in(PROTOCOL_FORMATS) & (pl.col("event") == "rcpt")
                           & (pl.col("direction") == "in") & (pl.col("reply") == 250))
     track = events.filter((pl.col("event") == "tracking") & (pl.col("event_id") == 1012))
+    empty = pl.DataFrame(schema={"t": pl.Datetime("us", "UTC"), "m": pl.Int64})
     if proto.is_empty() or track.is_empty():
-        return None
+        return empty
     key = pl.col("recipient").str.to_lowercase().str.strip_chars()
     pairs = proto.select(key.alias("k"), pl.col("ts").alias("p")).join(
         track.select(key.alias("k"), pl.col("ts").alias("t")), on="k")
+    # Offsets are whole quarter hours; plausible ones only.
+    quarter = (((pl.col("t") - pl.col("p")).dt.total_seconds() / 60.0 / 15).round() * 15).cast(pl.Int64)
+    return pairs.select("t", quarter.alias("m")).drop_nulls().filter(pl.col("m").abs() <= 14 * 60)
+
+
+def infer_time_offset(events: pl.DataFrame) -> tuple[int, int] | None:
+    """(offset in minutes to add to protocol-log times, number of aligned pairs), or None."""
+    pairs = _offset_pairs(events)
     if pairs.is_empty():
         return None
-    minutes = pairs.select(((pl.col("t") - pl.col("p")).dt.total_seconds() / 60.0).alias("m"))["m"]
-    # Offsets are whole quarter hours; take the most common one among plausible pairs.
-    quarter = (minutes / 15).round() * 15
-    quarter = quarter.filter(quarter.abs() <= 14 * 60)
-    if quarter.is_empty():
-        return None
-    best, count = Counter(quarter.cast(pl.Int64).to_list()).most_common(1)[0]
+    best, count = Counter(pairs["m"].to_list()).most_common(1)[0]
     return int(best), count
+
+
+#: Zones named first when several fit the same offsets (they agree on every aligned moment).
+PREFERRED_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+                   "America/Phoenix", "America/Anchorage", "Pacific/Honolulu", "America/Halifax",
+                   "America/Sao_Paulo", "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris",
+                   "Europe/Berlin", "Europe/Rome", "Europe/Madrid", "Europe/Amsterdam", "Europe/Athens",
+                   "Europe/Helsinki", "Europe/Moscow", "Australia/Sydney", "Australia/Melbourne",
+                   "Australia/Adelaide", "Pacific/Auckland")
+
+#: Share of aligned recipients that must agree on one offset for a fixed offset to be inferred.
+FIXED_OFFSET_SHARE = 0.9
+
+
+def infer_daylight_zone(events: pl.DataFrame) -> tuple[str, list[str], int] | None:
+    """A time zone with daylight saving whose offsets match every aligned recipient, when the
+    protocol-log clock changed by an hour within the logs (the offsets split between two values an
+    hour apart): (zone, every matching zone, pairs), or None. Of several matching zones a common
+    one (:data:`PREFERRED_ZONES`) is taken, else the first by name (they agree on every aligned
+    moment)."""
+    pairs = _offset_pairs(events)
+    if pairs.is_empty():
+        return None
+    counts = Counter(pairs["m"].to_list())
+    (a, na), *rest = counts.most_common()
+    if not rest or na >= FIXED_OFFSET_SHARE * pairs.height:
+        return None
+    b, nb = rest[0]
+    if abs(a - b) != 60 or na + nb < FIXED_OFFSET_SHARE * pairs.height:
+        return None
+    sample = pairs.filter(pl.col("m").is_in([a, b])).unique(["t"]).sort("t")
+    step = max(1, sample.height // 200)
+    checks = [(t, m) for t, m in sample.gather_every(step).iter_rows()]
+    matching = []
+    for name in sorted(zoneinfo.available_timezones()):
+        if "/" not in name or name.startswith(("Etc/", "SystemV/", "posix/", "right/")):
+            continue
+        zone = zoneinfo.ZoneInfo(name)
+        if all(int(t.astimezone(zone).utcoffset().total_seconds() // 60) == -m for t, m in checks):
+            matching.append(name)
+    if not matching:
+        return None
+    preferred = [z for z in PREFERRED_ZONES if z in matching]
+    return (preferred or matching)[0], matching, pairs.height
 
 
 def infer_site(events: pl.DataFrame, site: SiteProfile) -> tuple[pl.DataFrame, SiteProfile]:
@@ -53,34 +103,51 @@ def infer_site(events: pl.DataFrame, site: SiteProfile) -> tuple[pl.DataFrame, S
     return shift_by_server(events, shifts), site
 
 
-def shift_protocol_times(events: pl.DataFrame, minutes: int) -> pl.DataFrame:
-    """Protocol-log times moved by ``minutes`` (the inferred offset of their local clock)."""
-    if not minutes:
+#: A clock correction for protocol-log times read as UTC: minutes to add (a fixed offset), or the
+#: IANA zone their wall-clock times are in (an inferred zone with daylight saving).
+Shift = int | str
+
+
+def shifted_times(shift: Shift) -> pl.Expr:
+    """``ts`` of protocol-log rows (local wall-clock time read as UTC) corrected by ``shift``."""
+    if isinstance(shift, str):
+        naive = pl.col("ts").dt.replace_time_zone(None)
+        local = naive.dt.replace_time_zone(shift, ambiguous="earliest", non_existent="null")
+        gap = (naive + pl.duration(hours=1)).dt.replace_time_zone(shift, ambiguous="earliest", non_existent="null")
+        return pl.coalesce(local, gap).dt.convert_time_zone("UTC")
+    return pl.col("ts") + pl.duration(minutes=shift)
+
+
+def shift_reach(shift: Shift) -> timedelta:
+    """How far ``shift`` can move a time."""
+    return timedelta(hours=14) if isinstance(shift, str) else timedelta(minutes=abs(shift))
+
+
+def shift_protocol_times(events: pl.DataFrame, shift: Shift) -> pl.DataFrame:
+    """Protocol-log times corrected by ``shift`` (the inferred offset or zone of their local clock)."""
+    if not shift:
         return events
     return events.with_columns(
         pl.when(pl.col("format").is_in(PROTOCOL_FORMATS))
-        .then(pl.col("ts") + pl.duration(minutes=minutes)).otherwise(pl.col("ts")).alias("ts"))
+        .then(shifted_times(shift)).otherwise(pl.col("ts")).alias("ts"))
 
 
-def shift_by_server(events: pl.DataFrame, shifts: dict[str | None, int]) -> pl.DataFrame:
-    """Each server's protocol-log times moved by its minutes in ``shifts`` (see :func:`infer_profile`)."""
-    shifts = {server: minutes for server, minutes in shifts.items() if minutes}
-    if not shifts:
-        return events
-    minutes = pl.lit(0, pl.Int64)
-    for server, m in shifts.items():
+def shift_by_server(events: pl.DataFrame, shifts: dict[str | None, Shift]) -> pl.DataFrame:
+    """Each server's protocol-log times corrected by its shift in ``shifts`` (see :func:`infer_profile`)."""
+    ts = pl.col("ts")
+    for server, shift in shifts.items():
+        if not shift:
+            continue
         mine = pl.col("server").is_null() if server is None else pl.col("server") == server
-        minutes = pl.when(mine).then(pl.lit(m, pl.Int64)).otherwise(minutes)
-    return events.with_columns(
-        pl.when(pl.col("format").is_in(PROTOCOL_FORMATS))
-        .then(pl.col("ts") + pl.duration(minutes=minutes)).otherwise(pl.col("ts")).alias("ts"))
+        ts = pl.when(mine & pl.col("format").is_in(PROTOCOL_FORMATS)).then(shifted_times(shift)).otherwise(ts)
+    return events if ts.meta.eq(pl.col("ts")) else events.with_columns(ts.alias("ts"))
 
 
 #: The keys zero configuration may infer.
 INFERABLE = ("timezone", "server_names", "local_domains", "forward_all_to", "reroute_inbound", "relay_policy")
 
 
-def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, dict[str | None, int]]:
+def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, dict[str | None, Shift]]:
     """The profile with what the events reveal filled in, and each server's minutes to add to its
     protocol-log times.
 
@@ -97,7 +164,7 @@ def infer_profile(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile,
     else:
         parts = [(None, events)]
     found: dict[str | None, SiteProfile] = {}
-    shifts: dict[str | None, int] = {}
+    shifts: dict[str | None, Shift] = {}
     for server, part in parts:
         base = site.for_server(server)
         found[server], shifts[server] = infer_one(part, base)
@@ -127,11 +194,20 @@ def _hashable(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
-def infer_one(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, int]:
-    """``site`` with what ``events`` (one server's) reveal filled in, and the minutes to add to their
-    protocol-log times."""
-    shift = 0
-    if site.timezone is None:
+def infer_one(events: pl.DataFrame, site: SiteProfile) -> tuple[SiteProfile, Shift]:
+    """``site`` with what ``events`` (one server's) reveal filled in, and the correction of their
+    protocol-log times (:data:`Shift`)."""
+    shift: Shift = 0
+    daylight = infer_daylight_zone(events) if site.timezone is None else None
+    if daylight is not None:
+        zone, matching, n = daylight
+        shift = zone
+        others = f"; the same offsets fit {len(matching) - 1} other zone(s), e.g. {', '.join(matching[1:4])}" \
+            if len(matching) > 1 else ""
+        site = site.with_inferred(
+            "timezone", zone, f"protocol-log times moved by an hour within the logs (daylight saving): {n} "
+            f"inbound recipients aligned with their tracking 'received inbound' records fit {zone}{others}")
+    elif site.timezone is None:
         found = infer_time_offset(events)
         if found and found[0] != 0:
             offset, n = found
