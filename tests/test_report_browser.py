@@ -224,8 +224,10 @@ def test_hostile_helo_shows_as_text(tmp_path):
     assert "pwned" not in d.title and d.title.startswith("Mail relay forensic report")
     # Shown as text (serialised escaped) in the summary, the tables and the chart labels...
     assert dom.count("&lt;script&gt;document.title='pwned'&lt;/script&gt;") >= 3
-    # ...and never as an element.
+    # ...and never as an element; no entity plotly would show as written (it decodes only numeric
+    # references for quotes, so a label holding " must not carry &quot;).
     assert "<script>document.title" not in dom
+    assert "&amp;quot;" not in dom and "&amp;#x27;" not in dom
     assert d.rows["finding-table"] == result.findings.height
 
 

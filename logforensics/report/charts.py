@@ -79,8 +79,9 @@ CHARTS: tuple[ChartSpec, ...] = (
 
 
 def esc(text: Any) -> str:
-    """A label for plotly: HTML-escaped, so plotly's pseudo-HTML shows it as text."""
-    return html.escape(str(text), quote=True)
+    """A label for plotly: HTML-escaped, so plotly's pseudo-HTML shows it as text. Quotes become
+    numeric references: plotly decodes ``&#34;`` but shows ``&quot;`` as it is."""
+    return html.escape(str(text), quote=False).replace('"', "&#34;").replace("'", "&#39;")
 
 
 def choose_step(findings: pl.DataFrame) -> tuple[int, str]:

@@ -13,7 +13,7 @@
 
   function esc(s) {
     return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;").replace(/'/g, "&#x27;");
+      .replace(/"/g, "&#34;").replace(/'/g, "&#39;");  /* plotly decodes numeric references only */
   }
   function pad(n) { return (n < 10 ? "0" : "") + n; }
   function timeLabel(ms) {
