@@ -63,6 +63,7 @@ class Summary:
     refused: int = 0
     attempted: int = 0
     relaying_clients: list[tuple[str, int]] = field(default_factory=list)
+    relaying_servers: list[tuple[str, int]] = field(default_factory=list)
     tricks: list[Trick] = field(default_factory=list)
     probes: dict[str, int] = field(default_factory=dict)
     relay_policy: str = "unknown"
@@ -160,6 +161,8 @@ def summarise(findings: pl.DataFrame, incidents: pl.DataFrame, site: dict) -> Su
         clients = Counter(client_label(h, i) for h, i in zip(basis["client_host"].to_list(),
                                                              basis["client_ip"].to_list(), strict=True))
         s.relaying_clients = clients.most_common()
+        s.relaying_servers = Counter(str(v) for v in basis["server"].to_list() if v).most_common() \
+            if "server" in basis.columns else []
     for rule_id, part in sorted(findings.partition_by("rule", as_dict=True).items(),
                                 key=lambda kv: _rule_weight(kv[1]), reverse=True):
         rid = str(rule_id[0])
@@ -201,7 +204,15 @@ def _words(s: Summary, site: dict) -> None:
     victims = (f"{_plural(s.victims, 'victim address', 'victim addresses')} at "
                f"{_plural(len(s.victim_domains), 'domain')}")
     if s.abused:
-        s.headline = (f"Yes: the server was abused as a mail relay {period}. It passed on "
+        servers = [name for name, _ in s.relaying_servers]
+        if len(servers) == 1:
+            who, it = f"the server {servers[0]} was", "It"
+        elif servers:
+            who = "the servers " + ", ".join(f"{n} ({c:,})" for n, c in s.relaying_servers) + " were"
+            it = "Together they"
+        else:
+            who, it = "the server was", "It"
+        s.headline = (f"Yes: {who} abused as a mail relay {period}. {it} passed on "
                       f"{_plural(s.relayed_unauth, 'recipient')} in about {_plural(s.messages, 'message')} "
                       f"for clients that had not authenticated, reaching {victims}.")
     elif s.relayed:
@@ -275,9 +286,11 @@ def _words(s: Summary, site: dict) -> None:
         recs.append("Refuse routed recipient addresses (percent hack, source routes, bang paths, "
                     "\"user@host\"@relay) at the SMTP door instead of accepting them and bouncing later.")
     if s.abused or s.relayed:
-        recs.append("Check the victims: tell the abuse desks of the victim domains and the smart host's "
-                    "provider which mail left the server and when; check the server's address against the "
-                    "DNS blocklists and request delisting once it is fixed.")
+        via = " and the smart host's provider" if site.get("forward_all_to") or any(
+            (o or {}).get("forward_all_to") for o in (site.get("servers") or {}).values()) else ""
+        recs.append(f"Check the victims: tell the abuse desks of the victim domains{via} which mail left the "
+                    "server and when; check the server's address against the DNS blocklists and request "
+                    "delisting once it is fixed.")
         recs.append("Find the relaying clients' owners (their addresses are listed under Incidents) and "
                     "report them to their providers' abuse desks.")
     recs.append("Preserve the evidence: keep the original log files unchanged, with the SHA-256 values "
