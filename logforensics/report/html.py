@@ -165,7 +165,7 @@ def summary_html(s: Summary) -> str:
         ("of them for unauthenticated clients", f"{s.relayed_unauth:,}"),
         ("messages (estimated)", f"{s.messages:,}"), ("victim addresses", f"{s.victims:,}"),
         ("victim domains", f"{len(s.victim_domains):,}"),
-        ("accepted, no delivery seen", f"{s.accepted_external:,}"),
+        ("outside recipients accepted from unauthenticated clients, no delivery seen", f"{s.accepted_external:,}"),
         ("refused", f"{s.refused:,}"), ("relay period (UTC)", period),
     ]
     card_html = "".join(f'<div class="card"><span class="num">{esc(v)}</span><span class="lbl">{esc(k)}</span></div>'
