@@ -298,3 +298,15 @@ def test_a_message_refused_at_end_of_data_is_a_refused_recipient(tmp_path):
     f = scan([tmp_path], SITE, year=2015).findings
     assert f.select("recipient", "verdict", "severity").rows() == [("tom78@web.de", "refused", "low")]
     assert "refused it (milter-reject)" in f["explanation"][0]
+
+
+def test_a_delivery_refused_by_the_remote_server_is_explained_as_such():
+    events = frame(
+        ev(1, 0, "received", message="B0", client_ip="203.0.113.9", direction="in"),
+        ev(2, 1, "deliver", message="B0", recipient="eva@yahoo.example", direction="out", status="deferred"),
+        ev(3, 2, "deliver", message="B0", recipient="eva@yahoo.example", direction="out", status="bounced"),
+    )
+    f = findings(events).row(0, named=True)
+    assert f["verdict"] == "accepted"
+    assert "tried to send it out, but the attempt ended bounced" in f["explanation"]
+    assert [e["line"] for e in f["evidence"]] == [1, 2, 3]

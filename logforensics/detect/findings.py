@@ -438,6 +438,9 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         "a_client_ip", "a_helo", pl.coalesce(pl.col("a_sender"), pl.col("q_sender")).alias("sender"), "a_auth",
         "a_local",
         sent_out.alias("sent_out"), "q_line", "q_source",
+        # The fate of an attempt out that did not succeed (bounced, deferred, expired), for the words.
+        pl.when((pl.col("direction") == "out") & (pl.col("status") != "sent")).then(pl.col("status"))
+        .alias("out_failure"),
         pl.struct(pl.col("source").alias("path"), "line", pl.lit(None, pl.Int64).alias("line2")).alias("deliveries"),
         pl.col("source").alias("d_source"),
     ).sort("ts", "line", "d_source")  # files of one time often share line numbers: ties broken by file
@@ -450,6 +453,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         pl.col("a_auth").first().alias("auth_user"),
         pl.col("a_local").first().alias("local_submit"),
         pl.col("sent_out").any().alias("delivered_out"),
+        pl.col("out_failure").drop_nulls().last().alias("out_failure"),
         pl.col("q_line").first(ignore_nulls=True).alias("q_line"),
         pl.col("q_source").first(ignore_nulls=True).alias("q_source"),
         pl.col("deliveries"),
@@ -465,7 +469,7 @@ def queue_recipients(events: pl.DataFrame, screen: RecipientScreen | None = None
         pl.lit(None, pl.Int64).alias("reply_line"),
         pl.lit(None, pl.Int64).alias("raw_line"), pl.lit(None, pl.Int64).alias("record_line"),
         pl.col("auth_user").is_not_null().alias("authenticated"), "auth_user",
-        pl.lit("queue").alias("origin"), pl.lit(None, pl.String).alias("status"), "local_submit", "linked",
+        pl.lit("queue").alias("origin"), pl.col("out_failure").alias("status"), "local_submit", "linked",
         "delivered_out",
     )
 
@@ -846,6 +850,9 @@ def _explanation(site: SiteProfile) -> pl.Expr:
         .when(pl.col("out_lines").is_not_null())
         .then(pl.lit("The server accepted it and queued it for delivery out (cited), but no transfer out was "
                      "found in the logs."))
+        .when((pl.col("origin") == "queue") & pl.col("status").is_not_null())
+        .then(pl.format("The server accepted it and tried to send it out, but the attempt ended {} (cited); "
+                        "no delivery out succeeded.", pl.col("status")))
         .otherwise(pl.lit("The server accepted it, but no outbound delivery was found in the logs.")))
     text = pl.format("{} offered '{}' {}. {} {}", who, pl.col("recipient"), standing,
                      pl.col("explanation").fill_null(""), verdict)
