@@ -310,3 +310,20 @@ def test_a_delivery_refused_by_the_remote_server_is_explained_as_such():
     assert f["verdict"] == "accepted"
     assert "tried to send it out, but the attempt ended bounced" in f["explanation"]
     assert [e["line"] for e in f["evidence"]] == [1, 2, 3]
+
+
+def test_exim_rejectlog_refusal_after_data_names_its_envelope_recipients(tmp_path):
+    from logforensics.scan import scan
+
+    logs = tmp_path / "smtp2" / "var" / "log" / "exim4"
+    logs.mkdir(parents=True)
+    (logs / "rejectlog").write_text(
+        "2011-06-20 14:26:02 H=(user-pc) [41.190.3.3] F=<cheap@replica-deal.ru> rejected after DATA: spam\n"
+        "Envelope-from: <cheap@replica-deal.ru>\n"
+        "Envelope-to: <bob.k@gmx.net>\n"
+        "  <tina@t-online.de>\n"
+        "P Received: from [41.190.3.3] (helo=user-pc)\n"
+        "  Subject: Rolex 80% off\n")
+    f = scan([tmp_path], SITE).findings
+    assert sorted(f.select("recipient", "verdict").rows()) == [("bob.k@gmx.net", "refused"),
+                                                               ("tina@t-online.de", "refused")]

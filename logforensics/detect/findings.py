@@ -108,10 +108,11 @@ def inbound_recipients(events: pl.DataFrame, screen: RecipientScreen | None = No
     offered = ((pl.col("direction") == "in")
                & (((pl.col("event") == "rcpt")
                    & ~(pl.col("reply").is_null() & pl.col("status").is_in(NOTED_ACTIONS).fill_null(False)))
-                  # A message refused at DATA/END-OF-MESSAGE (Postfix milter-reject...) names its first
-                  # recipient: the server had accepted it, and only the content check stopped the relay.
-                  | ((pl.col("event") == "data") & pl.col("status").is_in(DATA_REFUSALS).fill_null(False)
-                     & pl.col("recipient").is_not_null())))
+                  # A message refused at DATA/END-OF-MESSAGE naming its recipients (Postfix milter-reject
+                  # names the first, Exim's rejectlog all, in Envelope-to:): the server had accepted them,
+                  # and only the content check stopped the relay.
+                  | ((pl.col("event") == "data") & pl.col("recipient").is_not_null()
+                     & (pl.col("status").is_in(DATA_REFUSALS) | (pl.col("reply") >= 400)).fill_null(False))))
     proto = _merge_duplicate_logs(_rows(events, offered, _PROTO_COLUMNS))
     proto = proto.join(auth, on="session", how="left").with_columns(
         (pl.col("authenticated").fill_null(False) | pl.col("auth_user").is_not_null()).alias("authenticated"),

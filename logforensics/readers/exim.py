@@ -391,6 +391,7 @@ class EximReader:
             .when(kind == "delivery").then(pl.col("confirm").str.replace(r"^[2-5][0-9]{2}[ -]?", ""))
             .otherwise(None)
         )
+        data_refusal = (kind == "reject") & (reject_event == "data") & pl.col("continued").is_not_null()
         recipient = (
             pl.when(kind == "arrival").then(pl.col("rcpt_item"))
             .when(kind.is_in(["delivery", "failure"])).then(pl.col("rcpt"))
@@ -399,6 +400,7 @@ class EximReader:
             .then(pl.coalesce(pl.col("rcpt_path"), pl.col("rcpt_bare").str.strip_prefix("<")))
             .when((kind == "reject") & (reject_verb.is_in(["VRFY", "EXPN"])))
             .then(unbracket(rest.str.strip_chars()))
+            .when(data_refusal).then(pl.col("rcpt_item"))
             .otherwise(None)
         )
         # ``rejected MAIL <s>`` / ``rejected MAIL FROM:<s>``: the sender is the path.
@@ -445,8 +447,14 @@ class EximReader:
         text = pl.when(pl.col("continued").is_not_null()).then(
             pl.col("body") + pl.lit("\n") + pl.col("continued")).otherwise(pl.col("body"))
         host_name = pl.col("host_name")
+        # A rejection after DATA in the rejectlog lists its recipients in the record's
+        # ``Envelope-to:`` header (continued on indented lines): one refused row per recipient.
+        envelope_to = pl.col("continued").str.extract(r"(?m)^Envelope-to:((?:[^\n]*)(?:\n[ \t][^\n]*)*)", 1)
         df = df.with_columns(
-            pl.when(kind == "arrival").then(pl.col("rcpts").str.split(" ")).alias("rcpt_item"))
+            pl.when(kind == "arrival").then(pl.col("rcpts").str.split(" "))
+            .when(data_refusal).then(envelope_to.str.extract_all(r"<([^<>\s]*)>")
+                                     .list.eval(pl.element().str.strip_chars("<>")))
+            .alias("rcpt_item"))
         df = df.explode("rcpt_item")
         df = df.with_columns(pl.when(pl.col("rcpt_item") == "").then(None).otherwise(pl.col("rcpt_item"))
                              .alias("rcpt_item"))
