@@ -94,7 +94,8 @@ def test_summary_numbers_come_from_the_findings():
     assert s.refused == 2 and s.accepted_external == 1
     assert s.restriction_held is False
     assert s.headline.startswith("Yes: the server EXCH01 was abused as a mail relay between 15 June 2000, 04:47 UTC "
-                                 "and 15 June 2000, 05:04 UTC")
+                                 "(14 June 2000, 23:47 America/Chicago) and 15 June 2000, 05:04 UTC "
+                                 "(15 June 2000, 00:04 America/Chicago)")
     assert "4 recipients in about 2 messages" in s.headline
     q = next(t for t in s.trick_texts if "LF-Q264330" in t)
     assert "KB Q264330" in q and "5 findings: 4 relayed, 1 accepted" in q

@@ -9,6 +9,7 @@ A *message* is estimated: relayed recipients that share a supporting log line ot
 
 from __future__ import annotations
 
+import zoneinfo
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,11 +94,27 @@ def victim_domain(recipient: str | None) -> str | None:
     return recipient.rsplit("@", 1)[-1].strip().strip(">").lower() or None
 
 
-def when(ts: datetime | None) -> str:
-    """A UTC time in words: ``15 June 2000, 04:47 UTC``."""
+def when(ts: datetime | None, zone: str | None = None) -> str:
+    """A UTC time in words: ``15 June 2000, 04:47 UTC``; with a site time zone also its local time:
+    ``15 June 2000, 04:47 UTC (14 June 2000, 23:47 America/Chicago)``."""
     if ts is None:
         return "an unknown time"
-    return f"{ts.day} {ts:%B %Y}, {ts:%H:%M} UTC"
+    text = f"{ts.day} {ts:%B %Y}, {ts:%H:%M} UTC"
+    if zone and zone != "UTC":
+        try:
+            local = ts.astimezone(zoneinfo.ZoneInfo(zone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return text
+        text += f" ({local.day} {local:%B %Y}, {local:%H:%M} {zone})"
+    return text
+
+
+def site_zone(site: dict) -> str | None:
+    """The one local time zone of the site (its own, or the one every server table shares), if any."""
+    zones = {site.get("timezone")} | {(o or {}).get("timezone") for o in (site.get("servers") or {}).values()
+                                      if (o or {}).get("timezone")}
+    zones.discard(None)
+    return zones.pop() if len(zones) == 1 else None
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -200,7 +217,8 @@ def _words(s: Summary, site: dict) -> None:
         s.recommendations = ["Keep the original log files and their SHA-256 values (listed under Inputs) "
                              "with this report."]
         return
-    period = f"between {when(s.first_relay)} and {when(s.last_relay)}"
+    zone = site_zone(site)
+    period = f"between {when(s.first_relay, zone)} and {when(s.last_relay, zone)}"
     victims = (f"{_plural(s.victims, 'victim address', 'victim addresses')} at "
                f"{_plural(len(s.victim_domains), 'domain')}")
     if s.abused:
