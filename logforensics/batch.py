@@ -157,11 +157,7 @@ def reconcile_years(files: list[FileFacts], inputs: dict[str, dict], site: SiteP
                 chained = newer[0] if last_month <= newer[1] else newer[0] - 1
                 if chained != last_year:
                     hint = YearHint(end_at=tuple(newer), end_source="rotation order")
-                    for rel in entry.get("parts", []):  # other years, other day partitions
-                        (Path(out) / rel).unlink(missing_ok=True)
-                    for e in process_unit([f], site, None, out, known_sha, None, {f.path: hint}):
-                        inputs[e["path"]] = e
-                    entry = inputs[f.path]
+                    entry = _reparse(f, hint, inputs, site, out, known_sha)
                     redone.append(f.path)
             newer = tuple(entry["first_month"]) if entry.get("first_month") else newer
     return redone
@@ -182,15 +178,20 @@ def _reconcile_given_year(groups: dict[str, list[FileFacts]], inputs: dict[str, 
                 continue
             first_year, first_month = entry["first_month"]
             if older is not None and first_year != (older[0] if first_month >= older[1] else older[0] + 1):
-                for rel in entry.get("parts", []):
-                    (Path(out) / rel).unlink(missing_ok=True)
-                hint = YearHint(start_at=older)
-                for e in process_unit([f], site, None, out, known_sha, None, {f.path: hint}):
-                    inputs[e["path"]] = e
-                entry = inputs[f.path]
+                entry = _reparse(f, YearHint(start_at=older), inputs, site, out, known_sha)
                 redone.append(f.path)
             older = tuple(entry["last_month"]) if entry.get("last_month") else older
     return redone
+
+
+def _reparse(f: FileFacts, hint: YearHint, inputs: dict[str, dict], site: SiteProfile, out: str,
+             known_sha: dict[str, str]) -> dict:
+    """Parse ``f`` again with ``hint`` (its old partitions go: other years, other days); its new entry."""
+    for rel in inputs[f.path].get("parts", []):
+        (Path(out) / rel).unlink(missing_ok=True)
+    for e in process_unit([f], site, None, out, known_sha, None, {f.path: hint}):
+        inputs[e["path"]] = e
+    return inputs[f.path]
 
 
 def input_key(path: str) -> str:

@@ -611,8 +611,7 @@ def _failed_after(rcpts: pl.DataFrame, events: pl.DataFrame) -> pl.Series:
     out = _rows(events, (pl.col("direction") == "out") & pl.col("session").is_not_null(),
                 ["session", "source", "line", "event", "reply", "reply_line"])
     answered = out.select("session", "source", pl.col("reply_line").alias("line")).drop_nulls()
-    failures = (out.filter(((pl.col("event") == "data") & (pl.col("reply") >= 400))
-                           | ((pl.col("event") == "reply") & (pl.col("reply") >= 400)))
+    failures = (out.filter(pl.col("event").is_in(["data", "reply"]) & (pl.col("reply") >= 400))
                 .join(answered, on=["session", "source", "line"], how="anti")  # no command's own reply
                 .select("session", "source", pl.col("line").alias("fail_line")).sort("fail_line"))
     if failures.is_empty():
